@@ -2,8 +2,6 @@ module github.com/agentmesh/agentmesh-go
 
 go 1.26.0
 
-require (
-	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
-	golang.org/x/text v0.44.0 // indirect
-)
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+
+require golang.org/x/text v0.44.0 // indirect
