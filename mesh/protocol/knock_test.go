@@ -29,9 +29,9 @@ func testKnock(t testing.TB, from, to testAgent) *Knock {
 	t.Helper()
 	prio := int64(5)
 	k, err := NewKnock(from.amid, to.amid, KnockRequest{
-		Type:   SessionOneShot,
-		TTL:    3600,
-		Intent: Intent{Capability: "travel/flights/search", Action: "message"},
+		Type:     SessionOneShot,
+		TTL:      3600,
+		Intent:   Intent{Capability: "travel/flights/search", Action: "message"},
 		Priority: &prio,
 	}, knockTime, bytes.NewReader(bytes.Repeat([]byte{0xab}, 16)))
 	if err != nil {
