@@ -39,6 +39,15 @@ func ParseHandshake(data []byte) (Handshake, error) {
 	if !ok {
 		return nil, fieldErr("handshake message", "", "must be a JSON object, got %s", jsonKind(v))
 	}
+	h, err := decodeHandshake(obj)
+	if err != nil {
+		// Never return a typed nil inside a non-nil interface.
+		return nil, err
+	}
+	return h, nil
+}
+
+func decodeHandshake(obj Object) (Handshake, error) {
 	typ, _ := obj.Get("type")
 	switch typ {
 	case "ACCEPT":
