@@ -37,18 +37,18 @@ func (s *swapWriter) set(w io.Writer) { s.w.Store(&w) }
 
 func (s *swapWriter) Write(p []byte) (int, error) { return (*s.w.Load()).Write(p) }
 
-type loggerKey struct{}
+type callKey struct{}
 
 // Logger returns the logger of the request ctx belongs to: the skill's
 // logger with the request's intent and id. Outside a handler it returns
 // hclog's default logger, which a serving skill sets to its own.
 func Logger(ctx context.Context) hclog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(hclog.Logger); ok {
-		return l
+	if c, ok := ctx.Value(callKey{}).(*call); ok {
+		return c.logger()
 	}
 	return hclog.Default()
 }
 
-func withLogger(ctx context.Context, l hclog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, l)
+func withCall(ctx context.Context, c *call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
 }

@@ -80,16 +80,30 @@ type call struct {
 		Send(*skillpb.HandleEvent) error
 		Context() context.Context
 	}
-	log hclog.Logger
+	base      hclog.Logger
+	intent    string
+	requestID string
+
+	logOnce sync.Once
+	log     hclog.Logger // base with the request's fields; made on first use
 
 	mu   sync.Mutex
 	done bool // a final event was sent, or the stream failed
 }
 
+// logger returns the skill's logger with the request's intent and id.
+// Most requests log nothing, so it is made only when needed.
+func (c *call) logger() hclog.Logger {
+	c.logOnce.Do(func() {
+		c.log = c.base.With("intent", c.intent, "request_id", c.requestID)
+	})
+	return c.log
+}
+
 func (c *call) status(st Status) {
 	p := st.Progress
 	if math.IsNaN(p) || p < 0 || p > 1 {
-		c.log.Warn("progress outside [0, 1]; clamped", "progress", p)
+		c.logger().Warn("progress outside [0, 1]; clamped", "progress", p)
 		switch {
 		case math.IsNaN(p) || p < 0:
 			p = 0
@@ -119,6 +133,6 @@ func (c *call) send(ev *skillpb.HandleEvent, final bool) {
 		// The host is gone or gave up on the request; nothing more can
 		// reach it.
 		c.done = true
-		c.log.Debug("cannot send event", "error", err)
+		c.logger().Debug("cannot send event", "error", err)
 	}
 }

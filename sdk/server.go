@@ -52,8 +52,7 @@ func (srv *server) Configure(_ context.Context, req *skillpb.ConfigureRequest) (
 
 func (srv *server) Handle(hr *skillpb.HandleRequest, stream grpc.ServerStreamingServer[skillpb.HandleEvent]) error {
 	s := srv.s
-	log := s.log.With("intent", hr.GetIntent(), "request_id", hr.GetRequestId())
-	c := &call{stream: stream, log: log}
+	c := &call{stream: stream, base: s.log, intent: hr.GetIntent(), requestID: hr.GetRequestId()}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	if !s.track(c, cancel) {
@@ -61,7 +60,7 @@ func (srv *server) Handle(hr *skillpb.HandleRequest, stream grpc.ServerStreaming
 		return nil
 	}
 	defer s.untrack(c)
-	c.send(s.serve(withLogger(ctx, log), c, hr), true)
+	c.send(s.serve(withCall(ctx, c), c, hr), true)
 	return nil
 }
 
@@ -88,7 +87,7 @@ func (s *Skill) serve(ctx context.Context, c *call, hr *skillpb.HandleRequest) (
 		// A panicking handler fails its own request only: the skill goes
 		// on serving the others.
 		if v := recover(); v != nil {
-			c.log.Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.logger().Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			final = errorEv(protocol.CodeInternalError, genericInternal)
 		}
 	}()
@@ -96,9 +95,9 @@ func (s *Skill) serve(ctx context.Context, c *call, hr *skillpb.HandleRequest) (
 	if err != nil {
 		ev, logIt := errorEvent(ctx, err)
 		if logIt {
-			c.log.Error("request failed", "error", err)
+			c.logger().Error("request failed", "error", err)
 		} else {
-			c.log.Debug("request failed", "code", ev.GetCode(), "error", err)
+			c.logger().Debug("request failed", "code", ev.GetCode(), "error", err)
 		}
 		return &skillpb.HandleEvent{Event: &skillpb.HandleEvent_Error{Error: ev}}
 	}

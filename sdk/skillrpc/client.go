@@ -9,6 +9,8 @@ import (
 	"github.com/agentmesh/agentmesh-go/sdk/skillrpc/skillpb"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrNoFinalEvent is returned by [Client.Handle] when the skill ends the
@@ -115,10 +117,15 @@ func (c *Client) Shutdown(ctx context.Context) error {
 }
 
 // callErr wraps the error of a call, preferring ctx's own error when the
-// call failed because ctx ended.
+// call failed because ctx ended. A deadline can be noticed by the skill's
+// side first, so a DeadlineExceeded status also wraps
+// context.DeadlineExceeded.
 func callErr(ctx context.Context, call string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("skill: %s: %w", call, ctxErr)
+	}
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Errorf("skill: %s: %w: %w", call, context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("skill: %s: %w", call, err)
 }

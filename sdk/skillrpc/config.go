@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -67,11 +68,19 @@ func FilterEnv(environ []string) []string {
 //
 // The client is managed, so plugin.CleanupClients kills it. The skill's
 // stderr lines, hclog JSON written by package sdk, are logged to logger
-// (named after the binary) at their own level; logger nil means hclog's
-// default logger. The caller may change other fields (StartTimeout,
-// Stderr) before starting the client.
+// named after the binary, at their own level; other lines at debug, a Go
+// panic at error. No line can crash the host: go-plugin's own parser of
+// these lines is turned off (it panics on some malformed JSON), and
+// Stderr is set to the parser that replaces it, so callers must not
+// change Logger or Stderr. logger nil means hclog's default logger. The
+// caller may change other fields, such as StartTimeout, before starting
+// the client.
 func ClientConfig(cmd *exec.Cmd, checksum []byte, logger hclog.Logger) *plugin.ClientConfig {
 	cmd.Env = append(cmd.Env, FilterEnv(os.Environ())...)
+	if logger == nil {
+		logger = hclog.Default()
+	}
+	skill := filepath.Base(cmd.Path)
 	return &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: PluginSet(),
@@ -84,6 +93,7 @@ func ClientConfig(cmd *exec.Cmd, checksum []byte, logger hclog.Logger) *plugin.C
 		},
 		SkipHostEnv: true,
 		Managed:     true,
-		Logger:      logger,
+		Logger:      &hostLogger{Logger: logger, skill: skill},
+		Stderr:      &stderrLog{log: logger.Named(skill)},
 	}
 }

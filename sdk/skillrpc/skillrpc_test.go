@@ -27,7 +27,7 @@ func TestClientConfig(t *testing.T) {
 	cmd := exec.Command("/bin/true")
 	cmd.Env = []string{"EXTRA=1"}
 	sum := sha256.Sum256([]byte("binary"))
-	logger := hclog.NewNullLogger()
+	logger := hclog.New(&hclog.LoggerOptions{Name: "host-under-test"})
 	cfg := skillrpc.ClientConfig(cmd, sum[:], logger)
 
 	if cfg.HandshakeConfig != skillrpc.Handshake {
@@ -39,8 +39,11 @@ func TestClientConfig(t *testing.T) {
 	if !slices.Equal(cfg.AllowedProtocols, []plugin.Protocol{plugin.ProtocolGRPC}) {
 		t.Errorf("got protocols %v, want gRPC only", cfg.AllowedProtocols)
 	}
-	if !cfg.AutoMTLS || !cfg.SkipHostEnv || !cfg.Managed || cfg.Cmd != cmd || cfg.Logger != logger {
+	if !cfg.AutoMTLS || !cfg.SkipHostEnv || !cfg.Managed || cfg.Cmd != cmd {
 		t.Errorf("got AutoMTLS %v SkipHostEnv %v Managed %v", cfg.AutoMTLS, cfg.SkipHostEnv, cfg.Managed)
+	}
+	if cfg.Logger == nil || cfg.Logger.Name() != "host-under-test" || cfg.Stderr == nil {
+		t.Errorf("got Logger %v and Stderr %v, want the host's logger and the stderr parser", cfg.Logger, cfg.Stderr)
 	}
 	if cfg.SecureConfig == nil || string(cfg.SecureConfig.Checksum) != string(sum[:]) || cfg.SecureConfig.Hash == nil {
 		t.Fatalf("got SecureConfig %+v", cfg.SecureConfig)
@@ -148,6 +151,7 @@ func TestClientHandle(t *testing.T) {
 		{name: "stream ends without final event", skill: &scriptedSkill{events: []*skillpb.HandleEvent{statusEv(0.5)}}, wantStatuses: []float64{0.5}, wantErr: skillrpc.ErrNoFinalEvent},
 		{name: "empty event", skill: &scriptedSkill{events: []*skillpb.HandleEvent{{}}}},
 		{name: "skill fails the call", skill: &scriptedSkill{err: status.Error(codes.Internal, "boom")}, wantCode: codes.Internal},
+		{name: "deadline seen by the skill", skill: &scriptedSkill{err: status.Error(codes.DeadlineExceeded, "late")}, wantErr: context.DeadlineExceeded, wantCode: codes.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +178,7 @@ func TestClientHandle(t *testing.T) {
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("got %v, want %v", err, tt.wantErr)
 			}
-			if tt.wantCode != codes.OK && status.Code(errors.Unwrap(err)) != tt.wantCode {
+			if st, ok := status.FromError(err); tt.wantCode != codes.OK && (!ok || st.Code() != tt.wantCode) {
 				t.Errorf("got %v, want gRPC code %s", err, tt.wantCode)
 			}
 		})

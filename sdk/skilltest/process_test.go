@@ -187,7 +187,7 @@ func TestSIGTERM(t *testing.T) {
 // the host with SIGKILL, and checks that the skill exits by itself.
 func TestExitsAfterHost(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+skilltest.Build(t, echoDir))
+	cmd.Env = append(os.Environ(), fakeHostEnv+"="+skilltest.Build(t, echoDir))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -200,14 +200,14 @@ func TestExitsAfterHost(t *testing.T) {
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("host helper: %v (said %q)", err, line)
+		t.Fatalf("fake host: %v (said %q)", err, line)
 	}
 	pidStr, ok := strings.CutPrefix(strings.TrimSpace(line), "plugin-pid ")
 	pid, err := strconv.Atoi(pidStr)
 	if !ok || err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("host helper said %q", line)
+		t.Fatalf("fake host said %q", line)
 	}
 	if !running(pid) {
 		t.Fatalf("plugin %d is not running before its host is killed", pid)

@@ -40,8 +40,9 @@ import (
 // skill no configuration values (it uses its defaults), grants no host
 // service and logs to the test's log.
 type Options struct {
-	// Logger receives the harness's logs and, for a built binary, the
-	// skill's logs at their own level; nil means the test's log.
+	// Logger, for a skill started with Start, receives go-plugin's logs
+	// and the skill's logs at their own level, as a host's logger does;
+	// nil means the test's log.
 	Logger hclog.Logger
 	// Config is marshalled with encoding/json into the configuration
 	// values sent to the skill at start; nil sends none.
@@ -72,8 +73,8 @@ func Run(t testing.TB, s *sdk.Skill) *Harness {
 	return RunWithOptions(t, s, Options{})
 }
 
-// RunWithOptions is Run with options; opts.Logger receives only the
-// harness's own logs, the skill's go to the test's log.
+// RunWithOptions is Run with options. opts.Logger is not used: in-process,
+// the skill's logs go to the test's log.
 func RunWithOptions(t testing.TB, s *sdk.Skill, opts Options) *Harness {
 	t.Helper()
 	out := &testWriter{t: t}

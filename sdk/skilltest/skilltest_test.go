@@ -16,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if runHostHelper() {
+	if runAsFakeHost() {
 		return
 	}
 	skilltest.Main(m)

@@ -101,14 +101,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-const helperEnv = "SKILLTEST_HOST_HELPER_PLUGIN"
+const fakeHostEnv = "SKILLTEST_FAKE_HOST_PLUGIN"
 
-// runHostHelper makes the test binary act as a host when started by
+// runAsFakeHost makes the test binary act as a host when started by
 // TestExitsAfterHost: it starts the plugin named in the environment,
 // prints the plugin's pid and waits to be killed. It reports whether it
 // ran.
-func runHostHelper() bool {
-	bin := os.Getenv(helperEnv)
+func runAsFakeHost() bool {
+	bin := os.Getenv(fakeHostEnv)
 	if bin == "" {
 		return false
 	}
