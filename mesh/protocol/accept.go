@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"crypto/ed25519"
-	"fmt"
-)
+import "crypto/ed25519"
 
 // Accept is the responder's yes, in the TS format (PROTOCOL.md §6.1) with
 // the extensions of §6.3 and DESIGN.md §4.2.
@@ -39,22 +36,14 @@ func (a *Accept) SigningBytes() ([]byte, error) {
 }
 
 // Sign sets a.Signature to the signature S8 by priv.
-func (a *Accept) Sign(priv ed25519.PrivateKey) error {
-	msg, err := a.SigningBytes()
-	if err != nil {
-		return fmt.Errorf("signing ACCEPT: %w", err)
-	}
-	a.Signature = B64.EncodeToString(ed25519.Sign(priv, msg))
-	return nil
+func (a *Accept) Sign(priv ed25519.PrivateKey) (err error) {
+	a.Signature, err = signMessage("ACCEPT", a, priv)
+	return err
 }
 
 // Verify checks the signature S8 with the responder's signing key.
 func (a *Accept) Verify(pub ed25519.PublicKey) error {
-	msg, err := a.SigningBytes()
-	if err != nil {
-		return ErrBadSignature
-	}
-	return verifyB64(pub, msg, a.Signature)
+	return verifyMessage(a, pub, a.Signature)
 }
 
 // Marshal returns the ACCEPT as JSON.stringify would write it.
@@ -105,22 +94,14 @@ func (j *Reject) SigningBytes() ([]byte, error) {
 }
 
 // Sign sets j.Signature to the signature S9 by priv.
-func (j *Reject) Sign(priv ed25519.PrivateKey) error {
-	msg, err := j.SigningBytes()
-	if err != nil {
-		return fmt.Errorf("signing REJECT: %w", err)
-	}
-	j.Signature = B64.EncodeToString(ed25519.Sign(priv, msg))
-	return nil
+func (j *Reject) Sign(priv ed25519.PrivateKey) (err error) {
+	j.Signature, err = signMessage("REJECT", j, priv)
+	return err
 }
 
 // Verify checks the signature S9 with the responder's signing key.
 func (j *Reject) Verify(pub ed25519.PublicKey) error {
-	msg, err := j.SigningBytes()
-	if err != nil {
-		return ErrBadSignature
-	}
-	return verifyB64(pub, msg, j.Signature)
+	return verifyMessage(j, pub, j.Signature)
 }
 
 // Marshal returns the REJECT as JSON.stringify would write it.

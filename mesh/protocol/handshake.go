@@ -99,6 +99,31 @@ func verifyB64(pub ed25519.PublicKey, msg []byte, sigB64 string) error {
 	return nil
 }
 
+// signedMessage is a TS-format handshake message: its signed bytes do not
+// depend on the signature itself.
+type signedMessage interface {
+	SigningBytes() ([]byte, error)
+}
+
+// signMessage signs m's signing bytes and returns the base64 signature.
+func signMessage(what string, m signedMessage, priv ed25519.PrivateKey) (string, error) {
+	msg, err := m.SigningBytes()
+	if err != nil {
+		return "", fmt.Errorf("signing %s: %w", what, err)
+	}
+	return signB64(priv, msg), nil
+}
+
+// verifyMessage checks sig over m's signing bytes; every failure is
+// ErrBadSignature.
+func verifyMessage(m signedMessage, pub ed25519.PublicKey, sig string) error {
+	msg, err := m.SigningBytes()
+	if err != nil {
+		return ErrBadSignature
+	}
+	return verifyB64(pub, msg, sig)
+}
+
 // signB64 signs msg and returns the signature in base64.
 func signB64(priv ed25519.PrivateKey, msg []byte) string {
 	return B64.EncodeToString(ed25519.Sign(priv, msg))

@@ -164,24 +164,16 @@ func (k *Knock) SigningBytes() ([]byte, error) {
 }
 
 // Sign sets k.Signature to the signature S7 by priv.
-func (k *Knock) Sign(priv ed25519.PrivateKey) error {
-	msg, err := k.SigningBytes()
-	if err != nil {
-		return fmt.Errorf("signing KNOCK: %w", err)
-	}
-	k.Signature = B64.EncodeToString(ed25519.Sign(priv, msg))
-	return nil
+func (k *Knock) Sign(priv ed25519.PrivateKey) (err error) {
+	k.Signature, err = signMessage("KNOCK", k, priv)
+	return err
 }
 
 // Verify checks the signature S7 with the sender's signing key, which the
 // caller looked up in the registry. It does not check freshness, nonce or
 // recipient: see CheckKnockFreshness.
 func (k *Knock) Verify(pub ed25519.PublicKey) error {
-	msg, err := k.SigningBytes()
-	if err != nil {
-		return ErrBadSignature
-	}
-	return verifyB64(pub, msg, k.Signature)
+	return verifyMessage(k, pub, k.Signature)
 }
 
 // Marshal returns the KNOCK as JSON.stringify would write it, extensions

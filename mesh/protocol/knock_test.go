@@ -380,6 +380,29 @@ func BenchmarkKnockVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkEd25519Floor measures Ed25519 alone over the bytes of a KNOCK, the
+// floor under BenchmarkKnockSign and BenchmarkKnockVerify.
+func BenchmarkEd25519Floor(b *testing.B) {
+	alice, bob := newTestAgent(1), newTestAgent(2)
+	msg, err := testKnock(b, alice, bob).SigningBytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig := ed25519.Sign(alice.priv, msg)
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			ed25519.Sign(alice.priv, msg)
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if !ed25519.Verify(alice.pub, msg, sig) {
+				b.Fatal("verify failed")
+			}
+		}
+	})
+}
+
 func FuzzParseHandshake(f *testing.F) {
 	alice, bob := newTestAgent(1), newTestAgent(2)
 	k := testKnock(f, alice, bob)
