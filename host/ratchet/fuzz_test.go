@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -123,6 +124,8 @@ func writeFuzzSeeds(t *testing.T) {
 				fmt.Fprintf(&b, "[]byte(%q)\n", v)
 			case uint32:
 				fmt.Fprintf(&b, "uint32(%d)\n", v)
+			case bool:
+				fmt.Fprintf(&b, "bool(%t)\n", v)
 			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
@@ -148,4 +151,56 @@ func writeFuzzSeeds(t *testing.T) {
 		write("FuzzUnmarshalState", names[name], snapshot(t, s))
 	}
 	write("FuzzUnmarshalState", "unknown-version", []byte{2, 0})
+	for name, s := range states(t) {
+		js, err := s.ExportTSState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzImportTSState", names[name], js, !s.mustReceiveFirst)
+	}
+	write("FuzzImportTSState", "unquoted-key", []byte(`{"dh_private":AAAA}`), false)
+}
+
+// FuzzImportTSState reads arbitrary bytes as a TypeScript SDK state. It
+// must never panic; a refusal must wrap ErrMalformedState and quote no
+// character of the input; whatever it accepts must export to JSON that
+// imports to the same state, and be safe to use.
+func FuzzImportTSState(f *testing.F) {
+	for _, s := range states(f) {
+		js, err := s.ExportTSState()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(js, !s.mustReceiveFirst)
+	}
+	f.Add([]byte(`{}`), true)
+	f.Add([]byte(`{"dh_private":AAAA}`), false)
+	f.Add([]byte(`{"skipped_keys":{"a:1":"b"}}`), true)
+	f.Fuzz(func(t *testing.T, b []byte, initiator bool) {
+		s, err := ImportTSState(b, initiator, testRand(1))
+		if err != nil {
+			if s != nil || !errors.Is(err, ErrMalformedState) {
+				t.Fatalf("ImportTSState = %v, %v", s, err)
+			}
+			if strings.Contains(err.Error(), "invalid character") {
+				t.Fatalf("error quotes the input: %v", err)
+			}
+			return
+		}
+		js, err := s.ExportTSState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ImportTSState(js, initiator, testRand(1))
+		if err != nil {
+			t.Fatalf("ImportTSState of an export: %v", err)
+		}
+		if !bytes.Equal(snapshot(t, back), snapshot(t, s)) {
+			t.Fatal("the TypeScript form does not round-trip")
+		}
+		var h Header
+		copy(h.DHPublicKey[:], b)
+		s.Decrypt(h, bytes.Repeat([]byte{1}, 50))
+		s.Encrypt([]byte("x"))
+	})
 }

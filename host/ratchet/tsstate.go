@@ -44,7 +44,7 @@ func ImportTSState(data []byte, initiator bool, rand io.Reader) (*State, error) 
 func importTS(data []byte, initiator bool) (*State, error) {
 	var t tsState
 	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, err
+		return nil, jsonErr(err)
 	}
 	switch {
 	case t.DHPrivate == nil, t.DHPublic == nil, t.RootKey == nil:
@@ -119,12 +119,12 @@ func importTSSkipped(into *skippedKeys, raw json.RawMessage) error {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("skipped_keys: %w", err)
+			return fmt.Errorf("skipped_keys: %w", jsonErr(err))
 		}
 		name, _ := tok.(string)
 		var value string
 		if err := dec.Decode(&value); err != nil {
-			return fmt.Errorf("skipped_keys: %w", err)
+			return fmt.Errorf("skipped_keys: %w", jsonErr(err))
 		}
 		if into.len() == maxStoredSkipped {
 			return fmt.Errorf("skipped_keys: more than %d entries", maxStoredSkipped)
@@ -144,6 +144,18 @@ func importTSSkipped(into *skippedKeys, raw json.RawMessage) error {
 		clear(mk[:])
 	}
 	return nil
+}
+
+// jsonErr replaces an encoding/json syntax error, whose message quotes the
+// offending character (possibly one of a key), with its offset alone.
+// Type errors name the member and the JSON kind, never the value, and are
+// kept.
+func jsonErr(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("malformed JSON near byte %d", syn.Offset)
+	}
+	return err
 }
 
 // parseTSSkippedID reads a skipped_keys member name, b64(dh) + ":" + n.

@@ -161,3 +161,33 @@ func TestImportTSStateMalformed(t *testing.T) {
 		}
 	})
 }
+
+func TestImportTSStateErrorsHideSecrets(t *testing.T) {
+	_, bob := newPair(t, 94)
+	alice, _ := newPair(t, 94)
+	receive(t, bob, send(t, alice, "a"))
+	good, err := bob.ExportTSState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]*string
+	json.Unmarshal(good, &fields)
+	for _, member := range []string{"dh_private", "root_key", "send_chain_key", "recv_chain_key"} {
+		t.Run(member, func(t *testing.T) {
+			secret := *fields[member]
+			// The value's opening quote is lost, so the decoder meets the
+			// key's first character where a value should start.
+			in := strings.Replace(string(good), `"`+member+`":"`, `"`+member+`":`, 1)
+			_, err := ImportTSState([]byte(in), false, nil)
+			if !errors.Is(err, ErrMalformedState) {
+				t.Fatalf("ImportTSState = %v, want ErrMalformedState", err)
+			}
+			got := err.Error()
+			for _, c := range secret {
+				if strings.Contains(got, "'"+string(c)+"'") {
+					t.Fatalf("error %q quotes a character of the %s value", got, member)
+				}
+			}
+		})
+	}
+}

@@ -130,10 +130,7 @@ func decodeAccept(r *objReader) (*Accept, error) {
 		r.fail("knockNonce", "must be 16 to 128 lowercase hex digits")
 	}
 	a.Signature = r.str("signature", true)
-	if k := r.b64("ratchet_key", false, 32); k != nil {
-		a.RatchetKey = new([32]byte)
-		copy(a.RatchetKey[:], k)
-	}
+	a.RatchetKey = r.x25519Key("ratchet_key", false)
 	a.AcceptedCapabilities = r.strings("accepted_capabilities", false, maxCapabilities)
 	a.RejectedCapabilities = r.strings("rejected_capabilities", false, maxCapabilities)
 	if r.err != nil {

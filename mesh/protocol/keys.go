@@ -24,12 +24,20 @@ var B64 = base64.StdEncoding.Strict()
 // DecodeB64 decodes standard padded base64 and, when want > 0, checks the
 // decoded length. Errors never echo the input, which may be a secret.
 func DecodeB64(s string, want int) ([]byte, error) {
+	// Even the strict decoder skips CR and LF. A JSON escape can put them
+	// in a string, and the protocol allows neither: accepting them would
+	// give one value many spellings.
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("not standard padded base64")
+	}
 	b, err := B64.DecodeString(s)
 	if err != nil {
 		return nil, errors.New("not standard padded base64")
 	}
 	if want > 0 && len(b) != want {
-		return nil, fmt.Errorf("decodes to %d bytes, want %d", len(b), want)
+		n := len(b)
+		clear(b) // it may be most of a private key
+		return nil, fmt.Errorf("decodes to %d bytes, want %d", n, want)
 	}
 	return b, nil
 }

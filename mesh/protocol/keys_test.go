@@ -149,3 +149,28 @@ func BenchmarkDeriveAMID(b *testing.B) {
 		_ = DeriveAMID(pub)
 	}
 }
+
+func TestDecodeB64Strict(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"padded", "AAECAw==", 4, false},
+		{"unpadded", "AAECAw", 4, true},
+		{"URL alphabet", "-_-_", 0, true},
+		{"line feed", "AAEC\nAw==", 4, true},
+		{"carriage return", "AAEC\rAw==", 4, true},
+		{"trailing line feed", "AAECAw==\n", 4, true},
+		{"wrong length", "AAECAw==", 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeB64(tt.in, tt.want)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("DecodeB64(%q) = %x, %v; want error %v", tt.in, got, err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -292,8 +292,12 @@ func decodeKnockRequest(r *objReader, q *KnockRequest) {
 
 func decodeX3DHInit(r *objReader) *X3DHInit {
 	x := &X3DHInit{}
-	copy(x.IdentityKey[:], r.b64("identity_key", true, 32))
-	copy(x.EphemeralKey[:], r.b64("ephemeral_key", true, 32))
+	if k := r.x25519Key("identity_key", true); k != nil {
+		x.IdentityKey = *k
+	}
+	if k := r.x25519Key("ephemeral_key", true); k != nil {
+		x.EphemeralKey = *k
+	}
 	spk, _ := r.integer("signed_prekey_id", true, 0, 1<<32-1)
 	x.SignedPrekeyID = uint32(spk)
 	if otpk, ok := r.integer("one_time_prekey_id", false, 0, 1<<32-1); ok {

@@ -451,3 +451,59 @@ func FuzzParseHandshake(f *testing.F) {
 		}
 	})
 }
+
+// TestHandshakeKeysWithPrefix checks that X25519 keys in the x3dh member and
+// in ratchet_key are read with or without the "x25519:" prefix, as readers
+// must accept both (PROTOCOL.md §0.2).
+func TestHandshakeKeysWithPrefix(t *testing.T) {
+	alice, bob := newTestAgent(1), newTestAgent(2)
+	k := testKnock(t, alice, bob)
+	k.X3DH = &X3DHInit{SignedPrekeyID: 3}
+	copy(k.X3DH.IdentityKey[:], bytes.Repeat([]byte{1}, 32))
+	copy(k.X3DH.EphemeralKey[:], bytes.Repeat([]byte{2}, 32))
+	kdata, err := k.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk := [32]byte{1, 2, 3}
+	a := &Accept{
+		SessionID: "sess_0123456789abcdef0123456789abcdef", Timestamp: k.Timestamp,
+		From: bob.amid, To: alice.amid, KnockNonce: k.Nonce, RatchetKey: &rk,
+	}
+	adata, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixed := func(data []byte, member string) []byte {
+		return bytes.Replace(data, []byte(`"`+member+`":"`), []byte(`"`+member+`":"x25519:`), 1)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want Handshake
+	}{
+		{"identity_key", prefixed(kdata, "identity_key"), k},
+		{"ephemeral_key", prefixed(kdata, "ephemeral_key"), k},
+		{"ratchet_key", prefixed(adata, "ratchet_key"), a},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := ParseHandshake(tt.in)
+			if err != nil {
+				t.Fatalf("ParseHandshake(%s): %v", tt.in, err)
+			}
+			switch got := h.(type) {
+			case *Knock:
+				if !reflect.DeepEqual(got.X3DH, k.X3DH) {
+					t.Errorf("x3dh = %+v, want %+v", got.X3DH, k.X3DH)
+				}
+			case *Accept:
+				if got.RatchetKey == nil || *got.RatchetKey != rk {
+					t.Errorf("ratchet_key = %v, want %v", got.RatchetKey, rk)
+				}
+			default:
+				t.Fatalf("ParseHandshake returned %T", h)
+			}
+		})
+	}
+}

@@ -205,6 +205,23 @@ func (r *objReader) b64(key string, required bool, want int) []byte {
 	return b
 }
 
+// x25519Key reads a 32-byte X25519 public key written as standard padded
+// base64, with or without a key prefix (PROTOCOL.md §0.2). It returns nil
+// when the member is absent or malformed.
+func (r *objReader) x25519Key(key string, required bool) *[32]byte {
+	s := r.str(key, required)
+	if s == "" {
+		return nil
+	}
+	body, _ := StripKeyPrefix(s)
+	b, err := DecodeB64(body, 32)
+	if err != nil {
+		r.fail(key, "%v", err)
+		return nil
+	}
+	return (*[32]byte)(b)
+}
+
 // jsonKind names the JSON type of a value produced by ParseOrdered.
 func jsonKind(v any) string {
 	switch v.(type) {

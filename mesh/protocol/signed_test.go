@@ -48,6 +48,12 @@ func TestVerifyTimestamp(t *testing.T) {
 		{"T-RFC sent, T-JS signed", connectTSRFC, connectSigJS, now, ErrBadSignature},
 		{"other timestamp", "2026-02-01T16:25:10.556+00:00", connectSigRF, now, ErrBadSignature},
 		{"garbage signature", connectTSRFC, "AAAA", now, ErrBadSignature},
+		// A JSON "\n" or "\r" escape must not yield a second spelling of
+		// a valid signature, which would slip past a replay cache keyed by
+		// the signature string.
+		{"signature with a newline", connectTSRFC, connectSigRF[:40] + "\n" + connectSigRF[40:], now, ErrBadSignature},
+		{"signature with CR LF", connectTSRFC, connectSigRF[:40] + "\r\n" + connectSigRF[40:], now, ErrBadSignature},
+		{"signature ending in a newline", connectTSRFC, connectSigRF + "\n", now, ErrBadSignature},
 		{"stale", connectTSRFC, connectSigRF, now.Add(10 * time.Minute), ErrStale},
 		{"from the future", connectTSRFC, connectSigRF, now.Add(-3 * time.Minute), ErrStale},
 	}
