@@ -1,6 +1,6 @@
 module github.com/agentmesh/agentmesh-go
 
-go 1.26.0
+go 1.26.5
 
 require (
 	github.com/hashicorp/go-hclog v1.6.3

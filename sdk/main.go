@@ -23,7 +23,7 @@ import (
 var (
 	parentPollInterval = 500 * time.Millisecond
 	handlerGrace       = 5 * time.Second
-	flushGrace         = 200 * time.Millisecond
+	flushGrace         = time.Second
 )
 
 func stopTimeout() <-chan time.Time { return time.After(handlerGrace) }

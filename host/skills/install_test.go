@@ -422,6 +422,26 @@ func TestSymlinkedBinaryRefused(t *testing.T) {
 	}
 }
 
+func TestStartRefusesSkillsDirMadeInsecure(t *testing.T) {
+	if !permsEnforced {
+		t.Skip("no Unix permissions on this platform")
+	}
+	t.Parallel()
+	h := newTestHost(t)
+	h.install(t, "testskill")
+	// Checked when the Manager was created, the directory is opened to
+	// others afterwards: the next start must notice.
+	skills := filepath.Join(h.home, "skills")
+	if err := os.Chmod(skills, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(skills, 0o700) })
+	err := h.Start(t.Context(), "testskill")
+	if !errors.Is(err, ErrInsecurePath) || !strings.Contains(err.Error(), "group or others write") {
+		t.Errorf("Start: %v, want ErrInsecurePath about the skills directory", err)
+	}
+}
+
 func TestBrokenSkillAndCorruptLock(t *testing.T) {
 	t.Parallel()
 	h := newTestHost(t)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,8 +53,17 @@ func (p *pluginProc) kill()        { p.client.Kill() }
 func (p *pluginProc) pid() int     { return p.pidv }
 
 // binaryPath returns the plugin binary of sk after checking, without
-// following links, the directories down to it and the binary itself.
+// following links, the skills directory itself (its mode may have changed
+// since New checked it), the directories down to the binary and the
+// binary itself.
 func (m *Manager) binaryPath(name, version, binary string) (string, error) {
+	fi, err := os.Lstat(m.dir)
+	if err != nil {
+		return "", err
+	}
+	if err := checkOwnedPrivate(m.dir, fi, fs.ModeDir); err != nil {
+		return "", err
+	}
 	rel := name + "/" + version + "/" + binary
 	if err := checkTree(m.dir, rel, true); err != nil {
 		return "", err

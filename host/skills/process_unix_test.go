@@ -18,6 +18,10 @@ import (
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
+// waitTimeout bounds the waits of these tests: far longer than anything
+// takes on a loaded machine, far shorter than the test binary's timeout.
+const waitTimeout = time.Minute
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -126,7 +130,7 @@ func TestCloseKillsPlugins(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the plugin to exit", 10*time.Second, func() bool { return processGone(info.PID) })
+	waitFor(t, "the plugin to exit", waitTimeout, func() bool { return processGone(info.PID) })
 }
 
 func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
@@ -157,6 +161,11 @@ func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
 	if _, err := fmt.Sscanf(line, "pid %d", &pid); err != nil || pid == 0 {
 		t.Fatalf("host said %q: %v", line, err)
 	}
+	t.Cleanup(func() {
+		if !processGone(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	if processGone(pid) {
 		t.Fatalf("plugin %d is not running", pid)
 	}
@@ -164,7 +173,7 @@ func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitFor(t, fmt.Sprintf("plugin %d to exit after its host was killed", pid), 20*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("plugin %d to exit after its host was killed", pid), waitTimeout, func() bool {
 		return processGone(pid)
 	})
 }

@@ -122,7 +122,7 @@ func TestLogsReachHostLogger(t *testing.T) {
 				strings.HasPrefix(e.str("@module"), "host.echo")
 		})
 		if !found {
-			t.Errorf("no host log entry %q at level %s with the skill's fields; got:\n%s", msg, level, logs.buf.String())
+			t.Errorf("no host log entry %q at level %s with the skill's fields; got:\n%s", msg, level, logs)
 		}
 	}
 }
@@ -169,17 +169,17 @@ func TestSIGTERM(t *testing.T) {
 	if err := syscall.Kill(h.PID(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	o := <-done
+	o := waitOutcome(t, done)
 	if o.err != nil {
 		t.Fatalf("blocked request: %v", o.err)
 	}
 	if o.res.Error == nil || o.res.Error.Code != protocol.CodeCancelled || o.res.Error.Message != "skill is shutting down" {
 		t.Fatalf("blocked request: got %+v, want ERROR cancelled: skill is shutting down", o.res)
 	}
-	waitFor(t, "the skill to exit", h.Exited)
+	waitFor(t, "the skill to exit", h.Exited, logs)
 	h.Close()
 	if !logs.find(func(e logEntry) bool { return e.Message == "plugin process exited" && e.Level == "info" }) {
-		t.Errorf("no clean exit in the host's log:\n%s", logs.buf.String())
+		t.Errorf("no clean exit in the host's log:\n%s", logs)
 	}
 }
 
@@ -221,7 +221,7 @@ func TestExitsAfterHost(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	waitFor(t, fmt.Sprintf("plugin %d to exit after its host", pid), func() bool { return !running(pid) })
+	waitFor(t, fmt.Sprintf("plugin %d to exit after its host", pid), func() bool { return !running(pid) }, nil)
 }
 
 // running reports whether pid is a live process: it exists and, where

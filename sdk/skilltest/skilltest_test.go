@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -384,7 +386,7 @@ func TestShutdownCancels(t *testing.T) {
 			if err := h.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Shutdown: %v", err)
 			}
-			o := <-done
+			o := waitOutcome(t, done)
 			if o.err != nil {
 				t.Fatalf("blocked request: %v", o.err)
 			}
@@ -405,6 +407,19 @@ func TestShutdownCancels(t *testing.T) {
 type outcome struct {
 	res *skilltest.Result
 	err error
+}
+
+// waitOutcome waits for the outcome of a blocked request, failing the test
+// after waitTimeout.
+func waitOutcome(t *testing.T, done <-chan outcome) outcome {
+	t.Helper()
+	select {
+	case o := <-done:
+		return o
+	case <-time.After(waitTimeout):
+		t.Fatalf("the blocked request did not end within %v", waitTimeout)
+		return outcome{}
+	}
 }
 
 // startBlocked sends a test/block request and returns once the skill's
@@ -429,47 +444,57 @@ func startBlocked(t *testing.T, h *skilltest.Harness) <-chan outcome {
 // skill's handler sees it and the SDK reports it with the right code.
 func TestContextEnds(t *testing.T) {
 	tests := []struct {
-		name     string
-		ctx      func(context.Context) (context.Context, context.CancelFunc)
-		cancelOn bool // cancel when the first STATUS arrives
-		wantErr  error
-		wantCode string
+		name      string
+		deadline  bool // end the request with a deadline instead of cancelling it
+		wantErr   error
+		wantCodes []string
 	}{
-		{
-			name:     "cancelled",
-			ctx:      context.WithCancel,
-			cancelOn: true,
-			wantErr:  context.Canceled,
-			wantCode: "cancelled",
-		},
-		{
-			name: "deadline",
-			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
-				return context.WithTimeout(ctx, 100*time.Millisecond)
-			},
-			wantErr:  context.DeadlineExceeded,
-			wantCode: "timeout",
-		},
+		{name: "cancelled", wantErr: context.Canceled, wantCodes: []string{"cancelled"}},
+		// The skill's copy of the deadline is set when the request
+		// arrives, a moment after the host's: the host's cancellation of
+		// the expired call can reach the skill first. Which code the
+		// skill's clock gives is checked in package sdk.
+		{name: "deadline", deadline: true, wantErr: context.DeadlineExceeded, wantCodes: []string{"timeout", "cancelled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := new(logBuffer)
-			h := skilltest.StartWithOptions(t, skilltest.Build(t, echoDir), skilltest.Options{Logger: logs.logger()})
-			ctx, cancel := tt.ctx(t.Context())
-			defer cancel()
-			_, err := h.HandleStream(ctx, &protocol.Request{Intent: "test/block"}, func(protocol.Status) {
-				if tt.cancelOn {
-					cancel()
+			// A deadline can pass before the request reaches the skill's
+			// handler, which then never runs: try again with a longer one
+			// until the handler was running when the deadline passed.
+			timeout := 100 * time.Millisecond
+			for attempt := 1; ; attempt++ {
+				logs := new(logBuffer)
+				h := skilltest.StartWithOptions(t, skilltest.Build(t, echoDir), skilltest.Options{Logger: logs.logger()})
+				ctx, cancel := context.WithCancel(t.Context())
+				if tt.deadline {
+					ctx, cancel = context.WithTimeout(t.Context(), timeout)
 				}
-			})
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got %v, want an error wrapping %v", err, tt.wantErr)
-			}
-			waitFor(t, "the skill to log the request's end with code "+tt.wantCode, func() bool {
-				return logs.find(func(e logEntry) bool {
-					return e.Message == "request failed" && e.str("intent") == "test/block" && e.str("code") == tt.wantCode
+				running := false
+				_, err := h.HandleStream(ctx, &protocol.Request{Intent: "test/block"}, func(protocol.Status) {
+					running = true
+					if !tt.deadline {
+						cancel()
+					}
 				})
-			})
+				cancel()
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("got %v, want an error wrapping %v", err, tt.wantErr)
+				}
+				if !running {
+					h.Close()
+					if attempt == 8 {
+						t.Fatalf("the handler never ran before the request ended, after %d attempts", attempt)
+					}
+					timeout *= 2
+					continue
+				}
+				waitFor(t, fmt.Sprintf("the skill to log the request's end with code %q", tt.wantCodes), func() bool {
+					return logs.find(func(e logEntry) bool {
+						return e.Message == "request failed" && e.str("intent") == "test/block" && slices.Contains(tt.wantCodes, e.str("code"))
+					})
+				}, logs)
+				return
+			}
 		})
 	}
 }

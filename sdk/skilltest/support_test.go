@@ -53,6 +53,12 @@ func (e logEntry) str(key string) string {
 	return s
 }
 
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func (b *logBuffer) entries() []logEntry {
 	b.mu.Lock()
 	data := bytes.Clone(b.buf.Bytes())
@@ -82,19 +88,26 @@ func (b *logBuffer) find(match func(logEntry) bool) bool {
 	return false
 }
 
-// waitFor polls cond until it holds, failing the test at its deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitTimeout bounds every wait of these tests: far longer than anything
+// takes on a loaded machine, far shorter than the test binary's timeout.
+const waitTimeout = time.Minute
+
+// waitFor polls cond until it holds, failing the test after waitTimeout
+// (or near the test's deadline, if that comes first). The failure quotes
+// the host's logs when logs is not nil.
+func waitFor(t *testing.T, what string, cond func() bool, logs *logBuffer) {
 	t.Helper()
-	deadline, ok := t.Deadline()
-	if ok {
-		deadline = deadline.Add(-5 * time.Second) // leave time to report
-	} else {
-		deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(waitTimeout)
+	if d, ok := t.Deadline(); ok && d.Add(-5*time.Second).Before(deadline) {
+		deadline = d.Add(-5 * time.Second) // leave time to report
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
+			if logs != nil {
+				t.Fatalf("timed out waiting for %s; host log:\n%s", what, logs.String())
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		<-tick.C
