@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
@@ -60,7 +59,7 @@ func (id *Identity) marshal() []byte {
 		b = append(b, "\n  \""...)
 		b = append(b, name...)
 		b = append(b, "\": "...)
-		b = appendJSString(b, value)
+		b = protocol.AppendJSString(b, value)
 		b = append(b, ',')
 	}
 	str(fieldAMID, string(id.amid))
@@ -77,46 +76,6 @@ func (id *Identity) marshal() []byte {
 	str(fieldDIDUpdated, protocol.FormatJSTimestamp(id.didUpdated))
 	b = b[:len(b)-1] // the last member has no comma
 	return append(b, "\n}"...)
-}
-
-// appendJSString appends s as JSON.stringify writes a string (PROTOCOL.md
-// §0.4): only '"', '\\' and control characters are escaped. s is valid UTF-8
-// (it comes from the JSON decoder or from this package); an invalid byte
-// would be written as U+FFFD, as the decoder would read it.
-func appendJSString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			b = utf8.AppendRune(b, r)
-			i += size
-			continue
-		}
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			} else {
-				b = append(b, c)
-			}
-		}
-		i++
-	}
-	return append(b, '"')
 }
 
 // rawFile holds the members of an identity file before their types are

@@ -77,8 +77,8 @@ func TestAppendJSString(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendJSString(nil, tt.in)); got != tt.want {
-				t.Errorf("appendJSString(%q) = %s, want %s", tt.in, got, tt.want)
+			if got := string(protocol.AppendJSString(nil, tt.in)); got != tt.want {
+				t.Errorf("AppendJSString(%q) = %s, want %s", tt.in, got, tt.want)
 			}
 		})
 	}

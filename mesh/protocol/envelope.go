@@ -80,7 +80,7 @@ func (e *EncryptedEnvelope) AppendMarshal(dst []byte) []byte {
 	n := envFixedLen + 2 + 6*len(e.SessionID) + envDHEncodedLen + 2*10 + B64.EncodedLen(len(e.Ciphertext))
 	dst = slices.Grow(dst, n)
 	dst = append(dst, envFixedPrefix...)
-	dst = appendWireString(dst, e.SessionID)
+	dst = AppendJSString(dst, e.SessionID)
 	dst = append(dst, envTypeAndDH...)
 	dst = B64.AppendEncode(dst, e.Header.DHPublicKey[:])
 	dst = append(dst, envPN...)
@@ -637,57 +637,4 @@ func envKind(c byte) string {
 	default:
 		return fmt.Sprintf("%q", c)
 	}
-}
-
-// wireHex holds lowercase hex digits for \u00xx escapes, as JSON.stringify
-// and serde_json write them.
-const wireHex = "0123456789abcdef"
-
-// appendWireString appends s as a JSON string in the form JSON.stringify
-// and serde_json write: only '"', '\' and control characters are escaped,
-// everything else is literal UTF-8. Invalid UTF-8, which neither language
-// can produce, becomes U+FFFD as in encoding/json.
-func appendWireString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x80 {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, "\uFFFD"...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', wireHex[c>>4], wireHex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -495,7 +495,7 @@ func appendStrMember(dst []byte, key, val string) []byte {
 	dst = append(dst, ',', '"')
 	dst = append(dst, key...)
 	dst = append(dst, '"', ':')
-	return appendWireString(dst, val)
+	return AppendJSString(dst, val)
 }
 
 func appendIntMember(dst []byte, key string, v int64) []byte {
@@ -514,12 +514,12 @@ func appendCandidates(dst []byte, key string, cs []ICECandidate) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"candidate":`...)
-		dst = appendWireString(dst, c.Candidate)
+		dst = AppendJSString(dst, c.Candidate)
 		dst = append(dst, `,"sdp_mid":`...)
 		if c.SDPMid == nil {
 			dst = append(dst, "null"...)
 		} else {
-			dst = appendWireString(dst, *c.SDPMid)
+			dst = AppendJSString(dst, *c.SDPMid)
 		}
 		dst = append(dst, `,"sdp_mline_index":`...)
 		if c.SDPMLineIndex == nil {

@@ -297,7 +297,7 @@ func (f PendingMessages) appendFields(dst []byte) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"id":`...)
-		dst = appendWireString(dst, m.ID)
+		dst = AppendJSString(dst, m.ID)
 		dst = appendStrMember(dst, "from", string(m.From))
 		dst = appendStrMember(dst, "encrypted_payload", m.EncryptedPayload)
 		dst = appendStrMember(dst, "message_type", string(m.MessageType))

@@ -109,6 +109,18 @@ func appendJSString(dst []byte, s string) ([]byte, error) {
 	return append(dst, '"'), nil
 }
 
+// AppendJSString appends s quoted as JSON.stringify quotes a string, for
+// callers that write JSON by hand (the encrypted envelope, the identity
+// file). Invalid UTF-8, which no JavaScript string can hold, is replaced by
+// U+FFFD.
+func AppendJSString(dst []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	dst, _ = appendJSString(dst, s)
+	return dst
+}
+
 // jsPlain marks the ASCII bytes JSON.stringify copies as they are. Bytes
 // from 0x80 up are false so that the loop stops to validate UTF-8.
 var jsPlain = func() (t [256]bool) {
