@@ -366,6 +366,9 @@ func TestLoadFileChecks(t *testing.T) {
 	writePrivate(t, good, readTestdata(t, goldenFile))
 	link := filepath.Join(dir, "link.json")
 	if err := os.Symlink(good, link); err != nil {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatalf("cannot create symbolic links: %v", err)
+		}
 		t.Skipf("cannot create symbolic links: %v", err)
 	}
 	big := filepath.Join(dir, "big.json")

@@ -94,6 +94,9 @@ func TestRegisterSavesAndReloads(t *testing.T) {
 
 func TestRegisterTightensDirectory(t *testing.T) {
 	if runtime.GOOS == "windows" {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatal("no Unix permissions")
+		}
 		t.Skip("no Unix permissions")
 	}
 	dir := t.TempDir()

@@ -4,6 +4,7 @@ package safefile
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -12,6 +13,9 @@ import (
 func TestReadFileFIFO(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fifo")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatalf("mkfifo: %v", err)
+		}
 		t.Skipf("mkfifo: %v", err)
 	}
 	// Without O_NONBLOCK the open would wait for a writer forever.

@@ -116,6 +116,9 @@ func TestWriteFileReplacesLinkNotTarget(t *testing.T) {
 	link := filepath.Join(dir, "link")
 	mustWrite(t, target, []byte("target"))
 	if err := os.Symlink(target, link); err != nil {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatalf("cannot create symbolic links: %v", err)
+		}
 		t.Skipf("cannot create symbolic links: %v", err)
 	}
 	if err := WriteFile(link, []byte("new")); err != nil {
@@ -139,6 +142,9 @@ func TestReadFile(t *testing.T) {
 	mustWrite(t, small, []byte("0123456789"))
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(small, link); err != nil {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatalf("cannot create symbolic links: %v", err)
+		}
 		t.Skipf("cannot create symbolic links: %v", err)
 	}
 
@@ -224,6 +230,9 @@ func TestRemoveRefuses(t *testing.T) {
 	mustWrite(t, target, []byte("keep me"))
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(target, link); err != nil {
+		if os.Getenv("CI") != "" { // CI must run every test
+			t.Fatalf("cannot create symbolic links: %v", err)
+		}
 		t.Skipf("cannot create symbolic links: %v", err)
 	}
 

@@ -104,6 +104,9 @@ func TestMkdirAll(t *testing.T) {
 			name: "refuses other owner",
 			setup: func(t *testing.T, path string) {
 				if os.Geteuid() != 0 {
+					if os.Getenv("CI") != "" { // CI must run every test
+						t.Fatal("changing a directory's owner needs root")
+					}
 					t.Skip("changing a directory's owner needs root")
 				}
 				mkdir(t, path, 0o700)
