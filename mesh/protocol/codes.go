@@ -62,6 +62,15 @@ const (
 	RelayUnauthorized     RelayErrorCode = "UNAUTHORIZED"
 )
 
+// Authentication error codes the specification names beside those of the
+// original relay (PROTOCOL.md §5.2): a Go relay sends them for the failures
+// they describe, and clients must accept them as error frames.
+const (
+	RelayTimestampExpired        RelayErrorCode = "timestamp_expired"
+	RelayAMIDMismatch            RelayErrorCode = "amid_mismatch"
+	RelayProtocolUpgradeRequired RelayErrorCode = "protocol_upgrade_required"
+)
+
 var relayErrorCodes = []RelayErrorCode{
 	RelayInvalidSignature, RelayUnknownRecipient, RelayRecipientOffline,
 	RelayRateLimited, RelayMessageTooLarge, RelayInvalidMessage,

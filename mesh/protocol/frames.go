@@ -361,6 +361,14 @@ func (r *fieldReader) str(field string, p *string) string {
 	return *p
 }
 
+// deref returns *p, or "" for an absent or null member.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
 // jsonDecodeErr turns an encoding/json error into a *DecodeError naming the
 // member; prefix is the dotted path of the decoded value.
 func jsonDecodeErr(what, prefix string, err error) *DecodeError {

@@ -60,6 +60,11 @@ type Receive struct {
 	Timestamp string
 	// ICECandidates is omitted from the frame when nil.
 	ICECandidates []ICECandidate
+	// MessageID names a message the relay stored for later delivery; the
+	// recipient acknowledges it with Ack once it has handled it, and the
+	// relay delivers it again until then. Empty (and omitted from the
+	// frame) for a message delivered live.
+	MessageID string
 }
 
 // FrameType returns "receive".
@@ -74,6 +79,7 @@ type receiveWire struct {
 	MessageType      *string   `json:"message_type"`
 	Timestamp        *string   `json:"timestamp"`
 	ICECandidates    []iceWire `json:"ice_candidates"`
+	MessageID        *string   `json:"message_id"`
 }
 
 func (Receive) fromWire(w *receiveWire, r *fieldReader) Receive {
@@ -83,6 +89,7 @@ func (Receive) fromWire(w *receiveWire, r *fieldReader) Receive {
 		MessageType:      MessageType(r.str("message_type", w.MessageType)),
 		Timestamp:        r.str("timestamp", w.Timestamp),
 		ICECandidates:    iceFromWire("ice_candidates", w.ICECandidates, r),
+		MessageID:        deref(w.MessageID),
 	}
 }
 
@@ -98,6 +105,9 @@ func (f Receive) appendFields(dst []byte) []byte {
 	dst = appendStrMember(dst, "timestamp", f.Timestamp)
 	if f.ICECandidates != nil {
 		dst = appendCandidates(dst, "ice_candidates", f.ICECandidates)
+	}
+	if f.MessageID != "" {
+		dst = appendStrMember(dst, "message_id", f.MessageID)
 	}
 	return dst
 }

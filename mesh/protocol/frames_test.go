@@ -72,6 +72,7 @@ func TestServerFrameRoundTrip(t *testing.T) {
 	}{
 		{"connected", Connected{SessionID: "0f8fad5b-d9cb-469f-a165-70867728950e", PendingMessages: 3}},
 		{"receive", Receive{From: amidA, EncryptedPayload: "p", MessageType: MessageTypeAccept, Timestamp: "2026-02-01T16:25:10.555123456Z"}},
+		{"stored receive", Receive{From: amidA, EncryptedPayload: "p", MessageType: MessageTypeMessage, Timestamp: "2026-02-01T16:25:10Z", MessageID: "0f8fad5b-d9cb-469f-a165-70867728950e"}},
 		{"receive with candidates", Receive{From: amidA, EncryptedPayload: "p", MessageType: MessageTypeMessage, Timestamp: "2026-02-01T16:25:10Z", ICECandidates: testCandidates}},
 		{"presence response online", PresenceResponse{AMID: amidB, Status: PresenceOnline, LastSeen: "2026-02-01T16:25:10.5Z"}},
 		{"presence response offline", PresenceResponse{AMID: amidB, Status: PresenceOffline}},
