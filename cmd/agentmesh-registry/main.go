@@ -1,0 +1,254 @@
+// Command agentmesh-registry runs the AgentMesh registry: the HTTP service
+// where agents register, find each other, fetch prekey bundles, get
+// certified and earn reputation.
+//
+// With no flags it listens on 127.0.0.1:8080 and keeps its data in an
+// embedded SQLite database and its root CA key under
+// $AGENTMESH_HOME/registry (default ~/.agentmesh/registry).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agentmesh/agentmesh-go/internal/safefile"
+	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
+)
+
+const usage = `Usage: agentmesh-registry [flags]
+
+Run the AgentMesh registry (protocol agentmesh/0.2).
+
+Examples:
+  # Embedded SQLite under ~/.agentmesh/registry, loopback only
+  agentmesh-registry
+
+  # Shared PostgreSQL, behind a TLS-terminating proxy
+  agentmesh-registry --listen 0.0.0.0:8080 --trust-forwarded-for \
+      --database postgres://registry@db:5432/registry
+
+  # Serve TLS directly
+  agentmesh-registry --listen :8443 --tls-cert cert.pem --tls-key key.pem
+
+Flags:
+`
+
+// exit codes
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
+}
+
+type options struct {
+	listen, database, rootCA string
+	tlsCert, tlsKey          string
+	dnsServer                string
+	trustForwardedFor        bool
+	logLevel                 string
+	logJSON                  bool
+	requestsPerMinute        int
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	dataDir, dataErr := defaultDataDir(getenv)
+	var o options
+	fs := flag.NewFlagSet("agentmesh-registry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, `
+Environment:
+  AGENTMESH_HOME          state directory (default ~/.agentmesh)
+  DATABASE_URL            database, when --database is not given
+  GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
+                          OAuth apps for verified agents (providers without both stay disabled)
+  OAUTH_CALLBACK_BASE_URL public base URL of this registry for OAuth callbacks
+`)
+	}
+	defaultDB := "sqlite://" + filepath.Join(dataDir, "registry.db")
+	if u := getenv("DATABASE_URL"); u != "" {
+		defaultDB = u
+	}
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.database, "database", defaultDB, "database: sqlite:///path/to/file.db or postgres://user@host:port/db")
+	fs.StringVar(&o.rootCA, "root-ca", filepath.Join(dataDir, "ca"), "directory of the root CA key and certificates (created on first start)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&o.dnsServer, "dns-server", "", "DNS server (host:port) for organization domain checks (default: the system resolver)")
+	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take client addresses from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.IntVar(&o.requestsPerMinute, "rate-limit", 600, "requests per minute allowed from one client address")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "Error: unexpected argument %q\nHint: agentmesh-registry --help\n", fs.Arg(0))
+		return exitUsage
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		fmt.Fprintf(stderr, "Error: --tls-cert and --tls-key go together\nHint: agentmesh-registry --tls-cert cert.pem --tls-key key.pem\n")
+		return exitUsage
+	}
+	level := hclog.LevelFromString(o.logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-registry --log-level info\n", o.logLevel)
+		return exitUsage
+	}
+	if dataErr != nil && (!fsSet(fs, "database") || !fsSet(fs, "root-ca")) {
+		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --database and --root-ca\n", dataErr)
+		return exitError
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "registry", Level: level, JSONFormat: o.logJSON, Output: stderr})
+	if err := serve(ctx, o, getenv, log); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func fsSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// defaultDataDir is where the registry keeps its state unless told:
+// $AGENTMESH_HOME/registry, or ~/.agentmesh/registry.
+func defaultDataDir(getenv func(string) string) (string, error) {
+	home := getenv("AGENTMESH_HOME")
+	if home == "" {
+		user, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot find the home directory: %w", err)
+		}
+		home = filepath.Join(user, ".agentmesh")
+	}
+	abs, err := filepath.Abs(filepath.Join(home, "registry"))
+	if err != nil {
+		return "", err
+	}
+	return abs, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func serve(ctx context.Context, o options, getenv func(string) string, log hclog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if path, ok := strings.CutPrefix(o.database, "sqlite://"); ok {
+		if strings.HasPrefix(path, "/./") {
+			path = path[1:]
+		}
+		// A missing database directory is created private; an existing
+		// one is the operator's to arrange.
+		if dir := filepath.Dir(path); !exists(dir) {
+			if err := safefile.MkdirAll(dir); err != nil {
+				return fmt.Errorf("database directory: %w", err)
+			}
+		}
+	}
+	store, err := registryserver.OpenStore(ctx, o.database)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ca, err := registryserver.LoadAuthority(o.rootCA, time.Now())
+	if err != nil {
+		return fmt.Errorf("root CA: %w", err)
+	}
+
+	cfg := registryserver.Config{
+		Store:             store,
+		Logger:            log,
+		Authority:         ca,
+		OAuth:             registryserver.OAuthConfigFromEnv(getenv),
+		TrustForwardedFor: o.trustForwardedFor,
+		RequestsPerMinute: o.requestsPerMinute,
+	}
+	if o.dnsServer != "" {
+		if _, _, err := net.SplitHostPort(o.dnsServer); err != nil {
+			return fmt.Errorf("--dns-server %q: want host:port: %w", o.dnsServer, err)
+		}
+		server := o.dnsServer
+		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
+	}
+	srv, err := registryserver.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("registry listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/v1",
+		"database", string(store.Dialect()))
+
+	errc := make(chan error, 1)
+	go func() {
+		if o.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

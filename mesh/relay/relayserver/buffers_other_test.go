@@ -1,0 +1,9 @@
+//go:build !unix
+
+package relayserver
+
+import "github.com/coder/websocket"
+
+// smallBuffers returns the default options where socket buffers cannot
+// be set.
+func smallBuffers() *websocket.DialOptions { return nil }
