@@ -11,7 +11,7 @@ var Allowed = map[string][]string{
 	"mesh/protocol":                {},
 	"mesh/certs":                   {"mesh/protocol"},
 	"mesh/registry":                {"mesh/protocol", "mesh/certs"},
-	"mesh/registry/registryserver": {"mesh/registry"},
+	"mesh/registry/registryserver": {"mesh/registry", "internal/safefile"},
 	"mesh/relay":                   {"mesh/protocol"},
 	"mesh/relay/relayserver":       {"mesh/relay"},
 	"internal/safefile":            {},

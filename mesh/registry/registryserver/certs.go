@@ -2,6 +2,7 @@ package registryserver
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -396,7 +397,7 @@ func (s *Server) handleOrgVerify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	chain, err := s.orgChain(ctx, org)
+	chain, err := s.orgChain(org)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -464,7 +465,7 @@ func orgCertificate(org *Organization) (*x509.Certificate, error) {
 
 // orgChain returns a verified organization's certificate and the root
 // that signed it, as DER.
-func (s *Server) orgChain(ctx context.Context, org *Organization) ([][]byte, error) {
+func (s *Server) orgChain(org *Organization) ([][]byte, error) {
 	c, err := orgCertificate(org)
 	if err != nil {
 		return nil, err
@@ -566,51 +567,12 @@ func (s *Server) enrollOrgAgent(ctx context.Context, req *registry.OrgAgentReque
 		return "", nil, errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
 	}
 
-	now := s.now()
-	consent := registry.Signed{Timestamp: req.Timestamp, Signature: req.AgentSignature}
 	existing, err := s.store.Agent(ctx, req.AgentAMID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if req.AgentSignature != "" && !agentPub.Equal(adminPub) {
-			if err := s.checkConsent(ctx, req.AgentAMID, agentPub, consent); err != nil {
-				return "", nil, err
-			}
-		}
-		orgID := org.ID
-		err = s.store.InsertAgent(ctx, &Agent{
-			AMID: req.AgentAMID, SigningPublicKey: protocol.EncodeSigningPublicKey(agentPub),
-			ExchangePublicKey: protocol.EncodeExchangePublicKey(exch), Tier: TierOrganization,
-			DisplayName: req.DisplayName, OrganizationID: &orgID, Capabilities: caps,
-			RelayEndpoint: registry.DefaultRelayEndpoint, Status: "offline", ReputationScore: 0.5,
-			LastSeen: now, CreatedAt: now, UpdatedAt: now,
-		})
-		if errors.Is(err, ErrExists) {
-			return "", nil, errorf(http.StatusConflict, "agent_registered_concurrently",
-				"The agent registered while it was being enrolled; enrol it again with its consent")
-		}
-	case err != nil:
-		return "", nil, err
-	default:
-		regPub, err := storedSigningKey(existing.AMID, existing.SigningPublicKey)
-		if err != nil {
-			return "", nil, err
-		}
-		// The admin enrolling its own agent consented by signing: its
-		// consent signature would be the very same bytes.
-		if !regPub.Equal(adminPub) {
-			if req.AgentSignature == "" {
-				return "", nil, errorf(http.StatusForbidden, "agent_consent_required",
-					"Agent already registered: its consent (agent_signature over the timestamp) is required")
-			}
-			if err := s.checkConsent(ctx, existing.AMID, regPub, consent); err != nil {
-				return "", nil, err
-			}
-		}
-		regExch, xerr := protocol.ParseExchangePublicKey(existing.ExchangePublicKey)
-		if !regPub.Equal(agentPub) || xerr != nil || !regExch.Equal(exch) {
-			return "", nil, errorf(http.StatusConflict, "key_mismatch", "Agent keys do not match its registration")
-		}
-		err = s.store.UpdateOrganizationAgent(ctx, existing.AMID, org.ID, req.DisplayName, caps, now)
+		err = s.insertOrgAgent(ctx, req, org, adminPub, agentPub, exch, caps)
+	case err == nil:
+		err = s.moveOrgAgent(ctx, req, org, existing, adminPub, agentPub, exch, caps)
 	}
 	if err != nil {
 		return "", nil, err
@@ -621,6 +583,57 @@ func (s *Server) enrollOrgAgent(ctx context.Context, req *registry.OrgAgentReque
 	}
 	s.log.Info("agent enrolled in organization", "amid", req.AgentAMID, "organization_id", org.ID)
 	return pemCert, chain, nil
+}
+
+// insertOrgAgent registers a new agent as a member of org. A consent
+// signature is not needed, but one that is sent must verify.
+func (s *Server) insertOrgAgent(ctx context.Context, req *registry.OrgAgentRequest, org *Organization, adminPub, agentPub ed25519.PublicKey, exch *ecdh.PublicKey, caps []string) error {
+	if req.AgentSignature != "" && !agentPub.Equal(adminPub) {
+		consent := registry.Signed{Timestamp: req.Timestamp, Signature: req.AgentSignature}
+		if err := s.checkConsent(ctx, req.AgentAMID, agentPub, consent); err != nil {
+			return err
+		}
+	}
+	now := s.now()
+	orgID := org.ID
+	err := s.store.InsertAgent(ctx, &Agent{
+		AMID: req.AgentAMID, SigningPublicKey: protocol.EncodeSigningPublicKey(agentPub),
+		ExchangePublicKey: protocol.EncodeExchangePublicKey(exch), Tier: TierOrganization,
+		DisplayName: req.DisplayName, OrganizationID: &orgID, Capabilities: caps,
+		RelayEndpoint: registry.DefaultRelayEndpoint, Status: "offline", ReputationScore: 0.5,
+		LastSeen: now, CreatedAt: now, UpdatedAt: now,
+	})
+	if errors.Is(err, ErrExists) {
+		return errorf(http.StatusConflict, "agent_registered_concurrently",
+			"The agent registered while it was being enrolled; enrol it again with its consent")
+	}
+	return err
+}
+
+// moveOrgAgent moves the registered agent a into org. The agent
+// must consent, and the keys sent must be the ones it registered.
+func (s *Server) moveOrgAgent(ctx context.Context, req *registry.OrgAgentRequest, org *Organization, a *Agent, adminPub, agentPub ed25519.PublicKey, exch *ecdh.PublicKey, caps []string) error {
+	regPub, err := storedSigningKey(a.AMID, a.SigningPublicKey)
+	if err != nil {
+		return err
+	}
+	// An admin enrolling its own agent consents by signing: the consent
+	// signature would be the very same bytes.
+	if !regPub.Equal(adminPub) {
+		if req.AgentSignature == "" {
+			return errorf(http.StatusForbidden, "agent_consent_required",
+				"Agent already registered: its consent (agent_signature over the timestamp) is required")
+		}
+		consent := registry.Signed{Timestamp: req.Timestamp, Signature: req.AgentSignature}
+		if err := s.checkConsent(ctx, a.AMID, regPub, consent); err != nil {
+			return err
+		}
+	}
+	regExch, err := protocol.ParseExchangePublicKey(a.ExchangePublicKey)
+	if err != nil || !regPub.Equal(agentPub) || !regExch.Equal(exch) {
+		return errorf(http.StatusConflict, "key_mismatch", "Agent keys do not match its registration")
+	}
+	return s.store.UpdateOrganizationAgent(ctx, a.AMID, org.ID, req.DisplayName, caps, s.now())
 }
 
 // checkConsent verifies an agent's consent signature: 403 if it fails or

@@ -328,7 +328,7 @@ func (s *Server) oauthRefuseRevoked(ctx context.Context, amid string) error {
 		return err
 	}
 	if revoked {
-		return errorf(http.StatusForbidden, "agent_revoked", "Agent is revoked")
+		return errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/mesh/certs"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
 
@@ -409,10 +410,22 @@ func TestOAuthGitHubFlowVerifiesAgent(t *testing.T) {
 			*gotID.Username != *wantID.Username || *gotID.DisplayName != *wantID.DisplayName || gotID.VerifiedAt != wantID.VerifiedAt {
 			t.Errorf("callback = %+v identity %+v, want %+v identity %+v", cb, gotID, want, wantID)
 		}
-		// The certificate in the answer is the agent's current one.
+		// The answer carries the agent's new certificate: a verified-tier
+		// certificate of its key from the registry's root, now current.
+		ders, err := certs.DecodeChain(cb.CertificateChain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ver, err := certs.VerifyChain(ders, e.server.ca.Roots(at), at, nil)
+		if err != nil || string(ver.AMID) != a.AMID || ver.Tier != certs.TierVerified {
+			t.Fatalf("certificate chain: %+v, %v", ver, err)
+		}
+		if want := string(certs.EncodePEM(ders[:1])); cb.Certificate != want {
+			t.Errorf("certificate = %q, want the chain's leaf %q", cb.Certificate, want)
+		}
 		pem, chain, err := e.server.certificateOf(ctx, a.AMID)
 		if err != nil || pem != cb.Certificate || !slices.Equal(chain, cb.CertificateChain) {
-			t.Errorf("certificate in the answer differs from the agent's (%v)", err)
+			t.Errorf("certificate in the answer differs from the agent's current one (%v)", err)
 		}
 
 		vs := wantTier(t, st, a.AMID, TierVerified, 1)
@@ -495,7 +508,10 @@ func mustQuery(t *testing.T, raw string) url.Values {
 func TestOAuthOtherProviderAndOrganizationAgent(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
 		fp := newFakeProvider(t)
-		fp.set(func(fp *fakeProvider) { fp.googleUser["email_verified"] = false; fp.googleUser["preferred_username"] = "owner" })
+		fp.set(func(fp *fakeProvider) {
+			fp.googleUser["email_verified"] = false
+			fp.googleUser["preferred_username"] = "owner"
+		})
 		other := fp.google()
 		other.Name, other.DisplayName, other.Scopes = "Example", "Example ID", []string{"openid"}
 		e := newOAuthEnv(t, st, fp.github(), other)
@@ -803,6 +819,43 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 		// POST is not the callback.
 		if status, _ := oauthPost(t, e, "/v1/auth/oauth/callback", map[string]string{}); status != http.StatusMethodNotAllowed {
 			t.Errorf("POST callback: %d", status)
+		}
+	})
+}
+
+func TestOAuthRevokedAgentIsNotVerified(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *Store) {
+		fp := newFakeProvider(t)
+		e := newOAuthEnv(t, st, fp.github())
+		ctx := context.Background()
+		revoke := func(amid string) {
+			t.Helper()
+			if _, err := st.db.ExecContext(ctx, `INSERT INTO revocations (id, amid, reason, revoked_by, revoked_at)
+				VALUES ($1, $2, $3, $4, $5)`, "rev-"+amid, amid, "key_compromise", amid, millis(e.clock.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// A revoked agent cannot start a verification…
+		a := e.addAgent(TierAnonymous)
+		revoke(a.AMID)
+		_, err := e.client.OAuthAuthorize(ctx, a.Signer, "github")
+		oauthWantError(t, err, http.StatusForbidden, "agent_revoked")
+
+		// …nor finish one it started before it was revoked.
+		b := e.addAgent(TierAnonymous)
+		auth, err := e.client.OAuthAuthorize(ctx, b.Signer, "github")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, state, _ := fp.follow(t, auth.AuthorizationURL, nil)
+		revoke(b.AMID)
+		_, err = e.client.OAuthCallback(ctx, code, state)
+		oauthWantError(t, err, http.StatusForbidden, "agent_revoked")
+		wantTier(t, st, a.AMID, TierAnonymous, 0)
+		wantTier(t, st, b.AMID, TierAnonymous, 0)
+		if tokens, _ := fp.counts(); tokens != 0 {
+			t.Errorf("a revoked agent's code reached the provider")
 		}
 	})
 }

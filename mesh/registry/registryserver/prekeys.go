@@ -22,6 +22,8 @@ const (
 // prekeyKeySize is the length of an X25519 public key.
 const prekeyKeySize = 32
 
+// initPrekeyLimits sets up the per requester and target limit on one-time
+// prekey fetches.
 func (s *Server) initPrekeyLimits() {
 	s.prekeys = newLimiterSet(1, PrekeyFetchRefill, PrekeyFetchBurst)
 }

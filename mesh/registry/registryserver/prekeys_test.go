@@ -520,7 +520,7 @@ func TestPrekeyFetchConcurrent(t *testing.T) {
 // prekey exactly once and never come back empty while one is left.
 func TestConsumeOneTimePrekeyRace(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		const keys, fetchers, rounds = 40, 60, 3
+		const keys, fetchers, rounds = 20, 32, 3
 		e := newEnv(t, st)
 		ctx := context.Background()
 		open := fetchers

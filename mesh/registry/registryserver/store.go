@@ -60,6 +60,10 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		// One writer at a time in SQLite: the busy timeout and BEGIN
 		// IMMEDIATE make writers queue instead of failing.
 		db.SetMaxOpenConns(8)
+	} else {
+		// Keep connections for bursts: opening one costs milliseconds.
+		db.SetMaxIdleConns(32)
+		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

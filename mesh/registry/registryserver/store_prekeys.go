@@ -148,7 +148,7 @@ func (s *Store) ConsumeOneTimePrekey(ctx context.Context, amid string, now time.
 		WHERE amid = $1 AND consumed = 0 AND prekey_id = (
 			SELECT MIN(prekey_id) FROM one_time_prekeys WHERE amid = $1 AND consumed = 0)
 		RETURNING prekey_id, public_key`
-	if false {
+	if s.dialect == Postgres {
 		q = `UPDATE one_time_prekeys SET consumed = 1, consumed_at = $2
 		WHERE amid = $1 AND consumed = 0 AND prekey_id = (
 			SELECT prekey_id FROM one_time_prekeys WHERE amid = $1 AND consumed = 0

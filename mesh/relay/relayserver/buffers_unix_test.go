@@ -25,3 +25,13 @@ func smallBuffers() *websocket.DialOptions {
 	}}
 	return &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
 }
+
+// smallSendBuffers makes the relay's socket send buffers small, so that
+// its writes to a client that does not read block at once.
+func smallSendBuffers(s *Server) {
+	s.acceptHookForTest = func(c net.Conn) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(4096)
+		}
+	}
+}

@@ -97,7 +97,7 @@ func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
-			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
 				c.log.Info("frame over the size limit: connection closed", "limit", readLimit(c.s.cfg.MaxMessageSize))
 			} else {
 				c.log.Debug("read ended", "error", err)
@@ -127,16 +127,15 @@ func (c *conn) teardown() {
 	c.closeWith(websocket.StatusNormalClosure, "")
 	c.bg.Wait()
 	n := 0
-	for {
+	for drained := false; !drained; {
 		select {
 		case it := <-c.out:
 			if it.msg != nil && c.spill(it.msg) {
 				n++
 			}
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
 	if n > 0 {
 		c.log.Info("moved undelivered messages to the store", "count", n)

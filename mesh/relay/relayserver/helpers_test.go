@@ -71,6 +71,12 @@ func startRelay(t testing.TB, mod func(*Config)) *testRelay {
 
 func startRelayOn(t testing.TB, dsn string, clock *fakeClock, mod func(*Config)) *testRelay {
 	t.Helper()
+	return startRelayHooked(t, dsn, clock, mod, nil)
+}
+
+// startRelayHooked also lets hook adjust the Server before it serves.
+func startRelayHooked(t testing.TB, dsn string, clock *fakeClock, mod func(*Config), hook func(*Server)) *testRelay {
+	t.Helper()
 	store, err := OpenStore(context.Background(), dsn)
 	if err != nil {
 		t.Fatalf("OpenStore: %v", err)
@@ -83,6 +89,9 @@ func startRelayOn(t testing.TB, dsn string, clock *fakeClock, mod func(*Config))
 	if err != nil {
 		store.Close()
 		t.Fatalf("New: %v", err)
+	}
+	if hook != nil {
+		hook(srv)
 	}
 	hs := httptest.NewServer(srv)
 	r := &testRelay{srv: srv, store: store, clock: clock, http: hs,
@@ -302,4 +311,3 @@ func (s *Store) count(t testing.TB, recipient protocol.AMID) int {
 	}
 	return n
 }
-

@@ -33,7 +33,7 @@ func TestRoutingManyClients(t *testing.T) {
 	for from := range payloads {
 		payloads[from] = make([]string, n)
 		for to := range payloads[from] {
-			raw := make([]byte, 1+(from*n+to)*3)
+			raw := make([]byte, 1+(from*n+to)%97*7)
 			rand.Read(raw)
 			payloads[from][to] = fmt.Sprintf("%d→%d \"\\\u2028\u2029\x00😀 %s", from, to, base64.StdEncoding.EncodeToString(raw))
 		}

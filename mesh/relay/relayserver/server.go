@@ -42,6 +42,10 @@ type Server struct {
 
 	nextID atomic.Uint64
 
+	// acceptHookForTest, when set before serving, sees each hijacked
+	// network connection before it is used.
+	acceptHookForTest func(net.Conn)
+
 	mu       sync.Mutex
 	closed   bool
 	clients  map[protocol.AMID]*conn // authenticated and registered
@@ -139,6 +143,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(readLimit(s.cfg.MaxMessageSize))
+	if s.acceptHookForTest != nil {
+		s.acceptHookForTest(hj.conn)
+	}
 	c := newConn(s, ws, hj.conn)
 	if !s.track(c) {
 		ws.Close(websocket.StatusGoingAway, "relay shutting down")

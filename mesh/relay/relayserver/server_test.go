@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,12 +64,12 @@ func TestPingTimeout(t *testing.T) {
 // nobody else, and that no message for it is lost: what does not fit its
 // queue goes to the store and is pushed once it reads again.
 func TestStalledReader(t *testing.T) {
-	r := startRelay(t, func(c *Config) {
+	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
 		c.OutboundQueue = 4
 		c.MaxQueuedPerRecipient = 1000
 		c.MaxQueuedPerSenderPerRecipient = 1000
 		c.Limits.SendsPerMinute = -1
-	})
+	}, smallSendBuffers)
 	a, stalled, b := newAgent(t), newAgent(t), newAgent(t)
 	ca, cs, cb := r.connect(t, a), r.connectWith(t, stalled, smallBuffers()), r.connect(t, b)
 
@@ -84,7 +85,7 @@ func TestStalledReader(t *testing.T) {
 		switch {
 		case extra > 0:
 			extra--
-		case n%8 == 0:
+		case n%4 == 0:
 			ca.sync()
 			if r.store.count(t, stalled.amid) > 0 {
 				extra = 5
@@ -126,12 +127,12 @@ func TestStalledReader(t *testing.T) {
 // a connection when it ends are stored, not lost.
 func TestTeardownStoresQueuedMessages(t *testing.T) {
 	const queue = 4
-	r := startRelay(t, func(c *Config) {
+	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
 		c.OutboundQueue = queue
 		c.MaxQueuedPerRecipient = 1000
 		c.MaxQueuedPerSenderPerRecipient = 1000
 		c.Limits.SendsPerMinute = -1
-	})
+	}, smallSendBuffers)
 	a, b := newAgent(t), newAgent(t)
 	ca, cb := r.connect(t, a), r.connectWith(t, b, smallBuffers())
 	// b does not read: its writer blocks, its queue fills, and the rest
@@ -166,9 +167,21 @@ func TestServerClose(t *testing.T) {
 	a, b := newAgent(t), newAgent(t)
 	ca, cb := r.connect(t, a), r.connect(t, b)
 	pending := &client{t: t, ws: dial(t, r.url), a: newAgent(t)} // not authenticated yet
-	r.srv.Close()
+	// The clients read, and so answer the close handshake.
+	statuses := make(chan websocket.StatusCode, 3)
 	for _, c := range []*client{ca, cb, pending} {
-		if st := c.expectClosed(); st != websocket.StatusGoingAway {
+		go func() {
+			for {
+				if _, err := c.read(); err != nil {
+					statuses <- websocket.CloseStatus(err)
+					return
+				}
+			}
+		}()
+	}
+	r.srv.Close()
+	for range 3 {
+		if st := <-statuses; st != websocket.StatusGoingAway {
 			t.Errorf("close status %v, want %v", st, websocket.StatusGoingAway)
 		}
 	}

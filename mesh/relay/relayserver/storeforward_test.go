@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -286,7 +288,9 @@ func TestRestartKeepsQueue(t *testing.T) {
 	r1 := startRelayOn(t, dsn, clock, nil)
 	a, b := newAgent(t), newAgent(t)
 	want := []string{"one", "two", "three", "four", "five"}
-	storeFor(t, r1.connect(t, a), b, want...)
+	ca := r1.connect(t, a)
+	storeFor(t, ca, b, want...)
+	ca.ws.Close(websocket.StatusNormalClosure, "")
 	r1.stop()
 
 	r2 := startRelayOn(t, dsn, clock, nil)
@@ -304,6 +308,7 @@ func TestRestartKeepsQueue(t *testing.T) {
 	if extra := cb.sync(); len(extra) != 0 {
 		t.Errorf("extra frames: %#v", extra)
 	}
+	cb.ws.Close(websocket.StatusNormalClosure, "")
 	r2.stop()
 
 	r3 := startRelayOn(t, dsn, clock, nil)

@@ -1,0 +1,250 @@
+// Command agentmesh-relay runs the AgentMesh relay: the WebSocket service
+// that routes end-to-end encrypted messages between agents and keeps them
+// for agents that are offline.
+//
+// With no flags it listens on 127.0.0.1:8765 and keeps queued messages in
+// an embedded SQLite database, $AGENTMESH_HOME/relay/relay.db (default
+// ~/.agentmesh/relay/relay.db).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agentmesh/agentmesh-go/internal/safefile"
+	"github.com/agentmesh/agentmesh-go/mesh/relay/relayserver"
+)
+
+const usage = `Usage: agentmesh-relay [flags]
+
+Run the AgentMesh relay (protocol agentmesh/0.2). Agents connect with a
+WebSocket to ws://<listen>/v1/connect (wss:// with --tls-cert).
+
+Examples:
+  # Queue in SQLite under ~/.agentmesh/relay, loopback only
+  agentmesh-relay
+
+  # Public relay behind a TLS-terminating proxy
+  agentmesh-relay --listen 0.0.0.0:8765 --store sqlite:///var/lib/agentmesh/relay.db
+
+  # Serve TLS directly, with JSON logs
+  agentmesh-relay --listen :443 --tls-cert cert.pem --tls-key key.pem --log-json
+
+Flags:
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
+}
+
+type options struct {
+	listen, store   string
+	tlsCert, tlsKey string
+	logLevel        string
+	logJSON         bool
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	home, homeErr := agentmeshHome(getenv)
+	var o options
+	fs := flag.NewFlagSet("agentmesh-relay", flag.ContinueOnError)
+	// Parse errors are reported below, in the Error/Hint form.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	printUsage := func() {
+		fmt.Fprint(stderr, usage)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, `
+Environment:
+  AGENTMESH_HOME   state directory (default ~/.agentmesh)
+
+Endpoints:
+  /v1/connect      the relay WebSocket (any other path works too)
+  /healthz         liveness: {"status":"ok"}
+  /readyz          readiness: the store answers
+`)
+	}
+	defaultStore := "sqlite://" + filepath.Join(home, "relay", "relay.db")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8765", "address to listen on (host:port)")
+	fs.StringVar(&o.store, "store", defaultStore, "message store: sqlite:///path/to/relay.db")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve wss://")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "Error: %v\nHint: agentmesh-relay --help\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "Error: unexpected argument %q\nHint: agentmesh-relay --help\n", fs.Arg(0))
+		return exitUsage
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		fmt.Fprintf(stderr, "Error: --tls-cert and --tls-key go together\nHint: agentmesh-relay --tls-cert cert.pem --tls-key key.pem\n")
+		return exitUsage
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		fmt.Fprintf(stderr, "Error: --listen %q: want host:port\nHint: agentmesh-relay --listen 127.0.0.1:8765\n", o.listen)
+		return exitUsage
+	}
+	if !strings.HasPrefix(o.store, "sqlite://") {
+		fmt.Fprintf(stderr, "Error: --store %q: want sqlite:///path/to/relay.db\nHint: agentmesh-relay --store sqlite://%s\n",
+			o.store, filepath.Join(os.TempDir(), "relay.db"))
+		return exitUsage
+	}
+	level := hclog.LevelFromString(o.logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-relay --log-level info\n", o.logLevel)
+		return exitUsage
+	}
+	if homeErr != nil && !flagSet(fs, "store") {
+		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --store sqlite:///path/to/relay.db\n", homeErr)
+		return exitError
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "relay", Level: level, JSONFormat: o.logJSON, Output: stderr})
+	if err := serve(ctx, o, log); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		var hint string
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			hint = "agentmesh-relay --listen 127.0.0.1:0"
+		case errors.Is(err, os.ErrPermission):
+			hint = "agentmesh-relay --store sqlite://" + filepath.Join(os.TempDir(), "relay.db")
+		}
+		if hint != "" {
+			fmt.Fprintf(stderr, "Hint: %s\n", hint)
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// agentmeshHome is $AGENTMESH_HOME, or ~/.agentmesh.
+func agentmeshHome(getenv func(string) string) (string, error) {
+	home := getenv("AGENTMESH_HOME")
+	if home == "" {
+		user, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot find the home directory: %w", err)
+		}
+		home = filepath.Join(user, ".agentmesh")
+	}
+	return filepath.Abs(home)
+}
+
+func serve(ctx context.Context, o options, log hclog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	path := strings.TrimPrefix(o.store, "sqlite://")
+	if strings.HasPrefix(path, "/./") {
+		path = path[1:]
+	}
+	// A missing store directory is created private; an existing one is the
+	// operator's to arrange.
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			if err := safefile.MkdirAll(dir); err != nil {
+				return fmt.Errorf("store directory: %w", err)
+			}
+		}
+	}
+	store, err := relayserver.OpenStore(ctx, o.store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	srv, err := relayserver.New(relayserver.Config{Store: store, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		TLSConfig: tlsConfig,
+		Handler:   srv,
+		// No read or write timeout: relay connections live for hours and
+		// are kept alive by pings.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	scheme := "ws"
+	if o.tlsCert != "" {
+		scheme = "wss"
+	}
+	log.Info("relay listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/v1/connect",
+		"store", path)
+
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Shutdown stops the listener and waits for plain HTTP requests; the
+	// WebSocket connections are the relay's, closed by srv.Close.
+	shutdownErr := hs.Shutdown(shutdownCtx)
+	srv.Close()
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return shutdownErr
+}
