@@ -465,8 +465,10 @@ func TestKeepalivePingsAnsweredWhileIdle(t *testing.T) {
 	st := newStates()
 	dial(t, p.url(), newKey(t), st.option())
 	st.waitFor(t, relay.StateConnected)
-	// An idle connection carries nothing but the relay's pings (2 bytes)
-	// and the client's masked pongs (6 bytes): wait for 20 of each.
+	// An idle connection carries nothing but the relay's pings (at least
+	// 2 bytes each) and the client's masked pongs (at least 6 bytes): wait
+	// for bytes enough for many of each. A client that did not answer
+	// would be dropped after the ping timeout, and send nothing.
 	up0, down0 := p.up.Load(), p.down.Load()
 	deadline := time.Now().Add(waitTime)
 	for p.up.Load()-up0 < 20*6 || p.down.Load()-down0 < 20*2 {

@@ -45,6 +45,8 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
+// Error returns "relay: CODE: message", with the retry delay when there is
+// one.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("relay: %s", e.Code)
 	if e.Message != "" {

@@ -97,6 +97,7 @@ const (
 	StateClosed
 )
 
+// String names the state in lower case.
 func (s State) String() string {
 	switch s {
 	case StateConnected:

@@ -228,11 +228,7 @@ func (s *Server) certifyRegistration(ctx context.Context, a *Agent, ident *Verif
 	}); err != nil {
 		return "", nil, err
 	}
-	pem, chain, err = s.issueAgentCertificate(ctx, a.AMID, pub, registry.TierVerified)
-	if err != nil || pem == "" {
-		return "", nil, err
-	}
-	return pem, chain, nil
+	return s.issueAgentCertificate(ctx, a.AMID, pub, registry.TierVerified)
 }
 
 var errAlreadyRegistered = errorf(http.StatusConflict, "already_registered", "AMID already registered")
