@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,8 @@ const DefaultDatabase = "sqlite:///./agentmesh-registry.db"
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
+
+	sigSweep atomic.Int64 // Unix ms of the last sweep of seen_signatures
 }
 
 // OpenStore opens the database named by dsn and brings its schema up to

@@ -89,12 +89,21 @@ func (s *Store) Agent(ctx context.Context, amid string) (*Agent, error) {
 	return a, nil
 }
 
+// signatureSweepEvery is how often RememberSignature deletes expired
+// records.
+const signatureSweepEvery = 30 * time.Second
+
 // RememberSignature records that amid used signature, to be refused until
 // expires. It reports false if the signature was already recorded (a
 // replay). Expired records are deleted on the way.
 func (s *Store) RememberSignature(ctx context.Context, amid, signature string, expires, now time.Time) (fresh bool, err error) {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_signatures WHERE expires_at < $1`, millis(now)); err != nil {
-		return false, fmt.Errorf("registry store: expire signatures: %w", err)
+	// Expired records are swept at most every signatureSweepEvery: a
+	// record kept a little past its expiry refuses only signatures whose
+	// timestamps are stale anyway.
+	if last := s.sigSweep.Load(); millis(now)-last >= signatureSweepEvery.Milliseconds() && s.sigSweep.CompareAndSwap(last, millis(now)) {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_signatures WHERE expires_at < $1`, millis(now)); err != nil {
+			return false, fmt.Errorf("registry store: expire signatures: %w", err)
+		}
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO seen_signatures (signature, amid, expires_at) VALUES ($1, $2, $3)
 		ON CONFLICT (signature) DO NOTHING`, signature, amid, millis(expires))

@@ -13,16 +13,24 @@ import (
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
-// conn is one client connection. Its handler goroutine (the HTTP
-// handler's) authenticates, reads and handles frames, and tears the
-// connection down. Once authenticated, a writer goroutine owns every write
-// and a keepalive goroutine pings the client.
+// conn is one client connection. One goroutine authenticates it, then
+// reads and handles its frames and tears it down at the end. Writes are
+// made by a flusher goroutine that runs only while there is something to
+// write, and the keepalive ping runs from a timer, so that an idle
+// connection holds a single goroutine.
 //
-// Frames for the client go through out. Other connections never wait on
-// it: a message that does not fit goes to the store instead, and the
-// writer pushes stored messages once out has drained. Frames that answer
-// the client itself (errors, pongs…) do wait, which slows only the client
-// that is not reading.
+// Frames for the client wait in q. Other connections never wait on it: a
+// message that does not fit goes to the store instead, and the flusher
+// pushes stored messages once q has drained. Frames that answer the client
+// itself (errors, pongs…) wait for room, which slows only the client that
+// is not reading.
+//
+// Once a message for the client has gone to the store while it was
+// connected (spilling), every later message for it goes to the store too,
+// until the flusher has pushed the stored backlog; then live delivery
+// resumes. A connection starts spilling, until its first push of the
+// stored messages. The recipient thus sees each sender's messages in the
+// order they were sent.
 type conn struct {
 	s   *Server
 	ws  *websocket.Conn
@@ -34,24 +42,32 @@ type conn struct {
 	amid      protocol.AMID
 	sessionID string
 
-	out      chan outItem
-	storedCh chan struct{} // capacity 1: the store may hold new messages
-	done     chan struct{} // closed by teardown
-	wdone    chan struct{} // closed when the writer stops
+	done chan struct{} // closed by teardown
 
-	qmu  sync.RWMutex
-	dead bool // no more frames are queued once set
+	mu   sync.Mutex
+	room sync.Cond // signalled when q shrinks or the connection fails
+	q    []outItem // frames waiting for the flusher; nil when empty
+	// writing is set while a flusher runs (or, before the first flush, to
+	// keep one from starting).
+	writing bool
+	broken  bool // a write failed: nothing more will be written
+	dead    bool // torn down: nothing more is queued or written
+	// storedPending: the store may hold messages not pushed yet.
+	storedPending bool
+	spilling      bool
+	storing       int    // messages being stored because of spilling
+	storeGen      uint64 // counts the stores finished while spilling
+	pingTimer     *time.Timer
+	bg            sync.WaitGroup // flusher and ping
 
-	mu           sync.Mutex
 	status       protocol.PresenceStatus
 	lastActivity time.Time
 	pushed       map[string]struct{} // stored messages delivered on this connection, not acknowledged
 
 	closeOnce sync.Once
-	bg        sync.WaitGroup // writer and keepalive
 }
 
-// outItem is a frame waiting for the writer. msg is set for a message
+// outItem is a frame waiting for the flusher. msg is set for a message
 // delivered live, so that it can be stored if it cannot be written.
 type outItem struct {
 	data []byte
@@ -60,18 +76,17 @@ type outItem struct {
 
 func newConn(s *Server, ws *websocket.Conn, raw net.Conn) *conn {
 	id := s.nextID.Add(1)
-	return &conn{
-		s:        s,
-		ws:       ws,
-		raw:      raw,
-		id:       id,
-		log:      s.log.With("conn", id),
-		out:      make(chan outItem, s.cfg.OutboundQueue),
-		storedCh: make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		wdone:    make(chan struct{}),
-		pushed:   make(map[string]struct{}),
+	c := &conn{
+		s:       s,
+		ws:      ws,
+		raw:     raw,
+		id:      id,
+		log:     s.log.With("conn", id),
+		done:    make(chan struct{}),
+		writing: true,
 	}
+	c.room.L = &c.mu
+	return c
 }
 
 // serve runs the connection until it ends.
@@ -79,15 +94,28 @@ func (c *conn) serve() {
 	if !c.authenticate() {
 		return
 	}
+	c.mu.Lock()
+	c.spilling = true
+	c.mu.Unlock()
 	if !c.s.register(c) {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
 		return
 	}
 	c.log.Info("agent connected")
-	c.bg.Add(2)
-	go c.writeLoop()
-	go c.keepalive()
-	c.readLoop()
+	msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
+	if err != nil {
+		c.log.Error("reading stored messages failed", "error", err)
+	}
+	b, err := protocol.MarshalFrame(protocol.Connected{SessionID: c.sessionID, PendingMessages: len(msgs)})
+	if err == nil && c.write(outItem{data: b}) {
+		c.mu.Lock()
+		c.writing = false
+		c.storedPending = true
+		c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+		c.kickLocked()
+		c.mu.Unlock()
+		c.readLoop()
+	}
 	c.teardown()
 }
 
@@ -116,25 +144,28 @@ func (c *conn) readLoop() {
 	}
 }
 
-// teardown unregisters the connection, closes it, waits for its goroutines
+// teardown unregisters the connection, closes it, waits for its flusher
 // and stores every message still queued for it.
 func (c *conn) teardown() {
 	c.s.unregister(c)
 	close(c.done)
-	c.qmu.Lock()
+	c.mu.Lock()
 	c.dead = true
-	c.qmu.Unlock()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.room.Broadcast()
+	c.mu.Unlock()
 	c.closeWith(websocket.StatusNormalClosure, "")
 	c.bg.Wait()
+	c.mu.Lock()
+	q := c.q
+	c.q = nil
+	c.mu.Unlock()
 	n := 0
-	for drained := false; !drained; {
-		select {
-		case it := <-c.out:
-			if it.msg != nil && c.spill(it.msg) {
-				n++
-			}
-		default:
-			drained = true
+	for _, it := range q {
+		if it.msg != nil && c.spill(it.msg) {
+			n++
 		}
 	}
 	if n > 0 {
@@ -174,44 +205,91 @@ func (c *conn) hardClose() {
 		c.raw.Close()
 		return
 	}
-	c.ws.CloseNow()
+	if c.ws != nil {
+		c.ws.CloseNow()
+	}
+}
+
+// kickLocked starts the flusher unless one runs. c.mu is held.
+func (c *conn) kickLocked() {
+	if c.writing || c.dead || c.broken {
+		return
+	}
+	c.writing = true
+	c.bg.Add(1)
+	go c.flush()
 }
 
 // enqueue queues a frame for the client. With wait it waits for room
-// (until teardown or until the writer stops); without, it gives up at once
-// when the queue is full.
-// It reports whether the frame was queued.
+// (until teardown or a failed write); without, it gives up at once when
+// the queue is full. It reports whether the frame was queued.
 func (c *conn) enqueue(it outItem, wait bool) bool {
-	c.qmu.RLock()
-	defer c.qmu.RUnlock()
-	if c.dead {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for wait && !c.dead && !c.broken && len(c.q) >= c.s.cfg.OutboundQueue {
+		c.room.Wait()
+	}
+	if c.dead || c.broken || len(c.q) >= c.s.cfg.OutboundQueue {
 		return false
 	}
-	if wait {
-		select {
-		case c.out <- it:
-			return true
-		case <-c.done:
-			return false
-		case <-c.wdone:
-			return false
-		}
-	}
-	select {
-	case c.out <- it:
-		return true
-	default:
-		return false
-	}
+	c.pushLocked(it)
+	return true
 }
 
-// notifyStored tells the writer that the store may hold messages it has
+func (c *conn) pushLocked(it outItem) {
+	if c.q == nil {
+		c.q = make([]outItem, 0, 4)
+	}
+	c.q = append(c.q, it)
+	c.kickLocked()
+}
+
+// deliverResult says what became of a message offered to a connection.
+type deliverResult int
+
+const (
+	deliveredLive deliverResult = iota // queued for the flusher
+	mustStore                          // the caller stores it, then calls storeDone
+	notConnected                       // torn down: the caller stores it as for an offline recipient
+)
+
+// offer queues a live message unless the connection is spilling or its
+// queue is full. In both of those cases the connection is (or stays)
+// spilling and the caller must store the message and then call storeDone,
+// whatever the outcome of the store.
+func (c *conn) offer(it outItem) deliverResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.broken {
+		return notConnected
+	}
+	if !c.spilling && len(c.q) < c.s.cfg.OutboundQueue {
+		c.pushLocked(it)
+		return deliveredLive
+	}
+	c.spilling = true
+	c.storing++
+	return mustStore
+}
+
+// storeDone ends a store that offer asked for and has the flusher push the
+// stored messages.
+func (c *conn) storeDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.storing--
+	c.storeGen++
+	c.storedPending = true
+	c.kickLocked()
+}
+
+// notifyStored tells the flusher that the store may hold messages it has
 // not pushed yet.
 func (c *conn) notifyStored() {
-	select {
-	case c.storedCh <- struct{}{}:
-	default:
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.storedPending = true
+	c.kickLocked()
 }
 
 // reply queues a frame answering the client itself.
@@ -228,44 +306,60 @@ func (c *conn) replyError(code protocol.RelayErrorCode, msg string, retryAfter *
 	c.reply(protocol.ErrorFrame{Code: code, Message: msg, RetryAfterSeconds: retryAfter})
 }
 
-// writeLoop sends connected and the stored messages, then every queued
-// frame, pushing newly stored messages whenever the queue is empty.
-func (c *conn) writeLoop() {
+// flush writes the queued frames, and the stored messages whenever the
+// queue is empty, until there is nothing left to write.
+func (c *conn) flush() {
 	defer c.bg.Done()
-	defer close(c.wdone)
-	msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
-	if err != nil {
-		c.log.Error("reading stored messages failed", "error", err)
-	}
-	b, err := protocol.MarshalFrame(protocol.Connected{SessionID: c.sessionID, PendingMessages: len(msgs)})
-	if err != nil || !c.write(outItem{data: b}) {
-		return
-	}
-	if !c.pushStored(msgs) {
-		return
-	}
-	pendingStored := false
+	c.mu.Lock()
 	for {
-		if pendingStored && len(c.out) == 0 {
-			pendingStored = false
-			msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
-			if err != nil {
-				c.log.Error("reading stored messages failed", "error", err)
-			} else if !c.pushStored(msgs) {
-				return
-			}
+		if c.dead {
+			break
 		}
-		select {
-		case it := <-c.out:
-			if !c.write(it) {
-				return
+		if len(c.q) > 0 {
+			it := c.q[0]
+			c.q[0] = outItem{}
+			c.q = c.q[1:]
+			if len(c.q) == 0 {
+				c.q = nil
 			}
-		case <-c.storedCh:
-			pendingStored = true
-		case <-c.done:
-			return
+			c.room.Broadcast()
+			c.mu.Unlock()
+			ok := c.write(it)
+			c.mu.Lock()
+			if !ok {
+				c.broken = true
+				c.room.Broadcast()
+				break
+			}
+			continue
+		}
+		if !c.storedPending {
+			break
+		}
+		c.storedPending = false
+		gen := c.storeGen
+		c.mu.Unlock()
+		msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
+		ok := true
+		if err != nil {
+			c.log.Error("reading stored messages failed", "error", err)
+		} else {
+			ok = c.pushStored(msgs)
+		}
+		c.mu.Lock()
+		if !ok {
+			c.broken = true
+			c.room.Broadcast()
+			break
+		}
+		if err == nil && c.spilling && c.storing == 0 && c.storeGen == gen {
+			// Everything stored so far has been pushed: back to live
+			// delivery.
+			c.spilling = false
 		}
 	}
+	c.writing = false
+	c.mu.Unlock()
 }
 
 // pushStored writes the stored messages not yet delivered on this
@@ -274,7 +368,12 @@ func (c *conn) pushStored(msgs []*storedMessage) bool {
 	for _, m := range msgs {
 		c.mu.Lock()
 		_, seen := c.pushed[m.ID]
-		c.pushed[m.ID] = struct{}{}
+		if !seen {
+			if c.pushed == nil {
+				c.pushed = make(map[string]struct{})
+			}
+			c.pushed[m.ID] = struct{}{}
+		}
 		c.mu.Unlock()
 		if seen {
 			continue
@@ -292,7 +391,7 @@ func (c *conn) pushStored(msgs []*storedMessage) bool {
 }
 
 // write sends one frame. If the socket fails, a live message is stored and
-// the socket is closed so that the handler tears the connection down.
+// the socket is closed so that the reader tears the connection down.
 func (c *conn) write(it outItem) bool {
 	err := c.ws.Write(context.Background(), websocket.MessageText, it.data)
 	if err == nil {
@@ -319,34 +418,38 @@ func (c *conn) spill(m *storedMessage) bool {
 	return true
 }
 
-// keepalive pings the client every PingInterval. A client that does not
-// answer within PingTimeout is unregistered and its socket closed.
-func (c *conn) keepalive() {
-	defer c.bg.Done()
-	t := time.NewTicker(c.s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.PingTimeout)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-c.done:
-			return
-		default:
-		}
-		c.log.Info("no pong within the ping timeout: disconnecting", "timeout", c.s.cfg.PingTimeout)
-		c.s.unregister(c)
-		c.closeNow()
+// ping runs from the keepalive timer: it pings the client and waits for
+// the pong (read by the reader) on the timer's own goroutine, so writes go
+// on meanwhile. A client that does not answer within PingTimeout is
+// unregistered and its socket closed.
+func (c *conn) ping() {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
 		return
 	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	defer c.bg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.PingTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err == nil {
+		c.mu.Lock()
+		if !c.dead {
+			c.pingTimer.Reset(c.s.cfg.PingInterval)
+		}
+		c.mu.Unlock()
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.log.Info("no pong within the ping timeout: disconnecting", "timeout", c.s.cfg.PingTimeout)
+	c.s.unregister(c)
+	c.closeNow()
 }
 
 // presence returns the client's status and last activity.

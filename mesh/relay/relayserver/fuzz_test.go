@@ -31,14 +31,13 @@ func fakeConn(s *Server, a *agent) *conn {
 // drain returns the frames queued for c.
 func drain(c *conn) [][]byte {
 	var out [][]byte
-	for {
-		select {
-		case it := <-c.out:
-			out = append(out, it.data)
-		default:
-			return out
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, it := range c.q {
+		out = append(out, it.data)
 	}
+	c.q = nil
+	return out
 }
 
 // FuzzClientFrame feeds arbitrary text frames to the relay's frame handler

@@ -129,6 +129,7 @@ func (c *conn) handleSend(f protocol.Send, now time.Time) {
 		ExpiresAt:   now.Add(c.s.cfg.QueueTTL),
 	}
 	rc := c.s.lookup(f.To)
+	var spillTo *conn // the connected recipient whose backlog this message joins
 	if rc != nil {
 		live := m.receive()
 		live.MessageID = ""
@@ -138,14 +139,22 @@ func (c *conn) handleSend(f protocol.Send, now time.Time) {
 			c.replyError(protocol.RelayInternalError, "Could not deliver the message", nil)
 			return
 		}
-		if rc.enqueue(outItem{data: b, msg: m}, false) {
+		switch rc.offer(outItem{data: b, msg: m}) {
+		case deliveredLive:
 			c.s.pairs.record(c.amid, f.To, now)
 			return
+		case mustStore:
+			// The recipient is not keeping up, or has stored messages
+			// still to be pushed: the store takes the message, behind
+			// them.
+			spillTo = rc
 		}
-		// The recipient is not keeping up: the store takes the message.
 	}
 	m.ID = newUUID()
 	err := c.s.store.put(context.Background(), m, now, c.s.cfg.MaxQueuedPerRecipient, c.s.cfg.MaxQueuedPerSenderPerRecipient)
+	if spillTo != nil {
+		spillTo.storeDone()
+	}
 	switch {
 	case errors.Is(err, errQueueFull):
 		state := "offline"
@@ -222,6 +231,9 @@ func (c *conn) handleGetPending(now time.Time) {
 		b, err := protocol.MarshalFrame(protocol.PendingMessages{Messages: list})
 		if err == nil {
 			c.mu.Lock()
+			if c.pushed == nil && len(list) > 0 {
+				c.pushed = make(map[string]struct{}, len(list))
+			}
 			for _, m := range list {
 				c.pushed[m.ID] = struct{}{}
 			}

@@ -2,10 +2,12 @@ package relayserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -151,9 +153,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusGoingAway, "relay shutting down")
 		return
 	}
-	defer s.untrack(c)
 	c.log.Debug("connection opened", "remote", r.RemoteAddr)
-	c.serve()
+	// The connection runs on a goroutine of its own, so that the HTTP
+	// handler's goroutine, its deeper stack, the request and the response
+	// writer are freed while the connection lasts.
+	go func() {
+		defer s.untrack(c)
+		c.serve()
+	}()
 }
 
 // hijackRecorder keeps the network connection that websocket.Accept
@@ -164,6 +171,15 @@ type hijackRecorder struct {
 	conn net.Conn
 }
 
+// Buffer sizes of a relay connection's socket reader and writer. net/http
+// hands over buffers of 4 KiB each with a hijacked connection, and the
+// WebSocket keeps them for the connection's life; smaller ones save memory
+// on idle connections. Larger reads and writes bypass the buffers.
+const (
+	connReadBuffer  = 1024
+	connWriteBuffer = 2048
+)
+
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
@@ -173,7 +189,27 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// lived connections; the relay keeps them alive with pings instead.
 	conn.SetDeadline(time.Time{})
 	h.conn = conn
-	return conn, brw, nil
+	if brw.Writer.Buffered() > 0 {
+		return conn, brw, nil
+	}
+	// Bytes the client sent after the upgrade request are already in
+	// net/http's reader: the smaller reader starts with a copy of them
+	// buffered, as the WebSocket takes over only what is buffered.
+	n := brw.Reader.Buffered()
+	if n > connReadBuffer {
+		return conn, brw, nil
+	}
+	var br *bufio.Reader
+	if n == 0 {
+		br = bufio.NewReaderSize(conn, connReadBuffer)
+	} else {
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), connReadBuffer)
+		if _, err := br.Peek(n); err != nil {
+			return nil, nil, fmt.Errorf("relay: buffering the bytes read with the upgrade request: %w", err)
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
 }
 
 // track adds c to the open connections, unless the server is closed.
