@@ -43,6 +43,9 @@ Examples:
   # Serve TLS directly
   agentmesh-registry --listen :8443 --tls-cert cert.pem --tls-key key.pem
 
+  # Sign with a new root CA from now on (earlier roots stay published)
+  agentmesh-registry --rotate-root-ca
+
 Flags:
 `
 
@@ -65,6 +68,7 @@ type options struct {
 	logLevel                 string
 	logJSON                  bool
 	requestsPerMinute        int
+	rotateRootCA             bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
@@ -95,6 +99,7 @@ Environment:
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&o.dnsServer, "dns-server", "", "DNS server (host:port) for organization domain checks (default: the system resolver)")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take client addresses from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.BoolVar(&o.rotateRootCA, "rotate-root-ca", false, "start signing with a new root CA; certificates of earlier roots stay valid until they expire")
 	fs.IntVar(&o.requestsPerMinute, "rate-limit", 600, "requests per minute allowed from one client address")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
@@ -183,6 +188,13 @@ func serve(ctx context.Context, o options, getenv func(string) string, log hclog
 	ca, err := registryserver.LoadAuthority(o.rootCA, time.Now())
 	if err != nil {
 		return fmt.Errorf("root CA: %w", err)
+	}
+	if o.rotateRootCA {
+		root, err := ca.Rotate(time.Now())
+		if err != nil {
+			return fmt.Errorf("rotate root CA: %w", err)
+		}
+		log.Info("root CA rotated", "serial", root.SerialNumber.Text(16), "not_after", root.NotAfter)
 	}
 
 	cfg := registryserver.Config{

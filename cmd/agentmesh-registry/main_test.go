@@ -134,11 +134,28 @@ func TestRegistryBinaryServesAndKeepsState(t *testing.T) {
 
 	// A restart serves the same agents and the same root CA.
 	base, cmd, done = start(t, bin, home)
-	defer stop(t, cmd, done)
 	c, _ = registry.NewClient(base)
 	got, err := c.Lookup(ctx, string(signer.AMID))
 	if err != nil || got.AMID != string(signer.AMID) || len(got.Capabilities) != 1 {
 		t.Fatalf("lookup after restart = %+v, %v", got, err)
+	}
+	roots, err := c.CACertificates(ctx)
+	if err != nil || len(roots) != 1 {
+		t.Fatalf("roots after restart = %d, %v; want the one root", len(roots), err)
+	}
+	first := roots[0]
+	stop(t, cmd, done)
+
+	// Rotation publishes a new root first and keeps the old one.
+	base, cmd, done = start(t, bin, home, "--rotate-root-ca")
+	defer stop(t, cmd, done)
+	c, _ = registry.NewClient(base)
+	roots, err = c.CACertificates(ctx)
+	if err != nil || len(roots) != 2 {
+		t.Fatalf("roots after rotation = %d, %v; want 2", len(roots), err)
+	}
+	if roots[0].Equal(first) || !roots[1].Equal(first) {
+		t.Fatalf("after rotation the new root must come first and the old one stay published")
 	}
 }
 

@@ -1,0 +1,97 @@
+package relayserver
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentmesh/agentmesh-go/mesh/protocol"
+)
+
+// TestOrderAcrossSpill checks that a connected recipient whose queue
+// overflowed gets a sender's messages in order: once one message went to
+// the store, later ones follow it there, even when the queue has room
+// again, until the stored backlog has been pushed; after that, messages are
+// delivered live again.
+func TestOrderAcrossSpill(t *testing.T) {
+	const queue = 4
+	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
+		c.OutboundQueue = queue
+		c.MaxQueuedPerRecipient = 1000
+		c.MaxQueuedPerSenderPerRecipient = 1000
+		c.Limits.SendsPerMinute = -1
+	}, smallSendBuffers)
+	a, b := newAgent(t), newAgent(t)
+	ca, cb := r.connect(t, a), r.connectWith(t, b, smallBuffers())
+	rb := r.srv.lookup(b.amid)
+	queued := func() int {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return len(rb.q)
+	}
+
+	payload := func(i int) string {
+		return fmt.Sprintf("%04d", i) + strings.Repeat("o", protocol.MaxMessageSize-4)
+	}
+	// b does not read: send until a message goes to the store.
+	n := 0
+	for r.store.count(t, b.amid) == 0 {
+		ca.sendTo(b, payload(n))
+		n++
+		ca.sync()
+		if n == 1000 {
+			t.Fatal("1000 messages and the recipient never stalled")
+		}
+	}
+	spilledAt := n - 1
+
+	// b reads a few messages, so that its queue has room again, and a
+	// sends more: they must not overtake the stored one.
+	for i := range 3 {
+		if got := cb.expectReceive(); got.EncryptedPayload[:4] != fmt.Sprintf("%04d", i) {
+			t.Fatalf("message %d: got %.4q", i, got.EncryptedPayload)
+		}
+	}
+	waitFor(t, "room in b's queue", func() bool { return queued() < queue })
+	for range 5 {
+		ca.sendTo(b, payload(n))
+		n++
+	}
+	if extra := ca.sync(); len(extra) != 0 {
+		t.Fatalf("sender got %#v", extra)
+	}
+	if got := r.store.count(t, b.amid); got != n-spilledAt {
+		t.Errorf("%d messages stored, want %d: the ones sent after the spill must follow it to the store", got, n-spilledAt)
+	}
+
+	next := 3
+	for next < n {
+		m := cb.expectReceive()
+		if want := fmt.Sprintf("%04d", next); m.EncryptedPayload[:4] != want {
+			t.Fatalf("got message %.4s, want %s (the first stored was %d)", m.EncryptedPayload, want, spilledAt)
+		}
+		if stored := m.MessageID != ""; stored != (next >= spilledAt) {
+			t.Errorf("message %d: stored=%v", next, stored)
+		}
+		if m.MessageID != "" {
+			cb.send(protocol.Ack{MessageID: m.MessageID})
+		}
+		next++
+	}
+	cb.sync()
+	if left := r.store.count(t, b.amid); left != 0 {
+		t.Errorf("%d messages left in the store after acknowledging", left)
+	}
+
+	// The backlog is pushed: live delivery again.
+	waitFor(t, "the backlog to be pushed", func() bool {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return !rb.spilling
+	})
+	ca.sendTo(b, "live again")
+	if got := cb.expectReceive(); got.EncryptedPayload != "live again" || got.MessageID != "" {
+		t.Errorf("after the backlog: got %#v, want a live delivery", got)
+	}
+}
