@@ -16,15 +16,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/agentmesh/agentmesh-go/internal/safefile"
+	"github.com/agentmesh/agentmesh-go/internal/servercmd"
 	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
 )
 
@@ -72,7 +69,8 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	dataDir, dataErr := defaultDataDir(getenv)
+	home, dataErr := servercmd.Home(getenv)
+	dataDir := filepath.Join(home, "registry")
 	var o options
 	fs := flag.NewFlagSet("agentmesh-registry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -122,7 +120,7 @@ Environment:
 		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-registry --log-level info\n", o.logLevel)
 		return exitUsage
 	}
-	if dataErr != nil && (!fsSet(fs, "database") || !fsSet(fs, "root-ca")) {
+	if dataErr != nil && (!servercmd.FlagSet(fs, "database") || !servercmd.FlagSet(fs, "root-ca")) {
 		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --database and --root-ca\n", dataErr)
 		return exitError
 	}
@@ -134,50 +132,9 @@ Environment:
 	return exitOK
 }
 
-func fsSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-// defaultDataDir is where the registry keeps its state unless told:
-// $AGENTMESH_HOME/registry, or ~/.agentmesh/registry.
-func defaultDataDir(getenv func(string) string) (string, error) {
-	home := getenv("AGENTMESH_HOME")
-	if home == "" {
-		user, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("cannot find the home directory: %w", err)
-		}
-		home = filepath.Join(user, ".agentmesh")
-	}
-	abs, err := filepath.Abs(filepath.Join(home, "registry"))
-	if err != nil {
-		return "", err
-	}
-	return abs, nil
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 func serve(ctx context.Context, o options, getenv func(string) string, log hclog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	if path, ok := strings.CutPrefix(o.database, "sqlite://"); ok {
-		if strings.HasPrefix(path, "/./") {
-			path = path[1:]
-		}
-		// A missing database directory is created private; an existing
-		// one is the operator's to arrange.
-		if dir := filepath.Dir(path); !exists(dir) {
-			if err := safefile.MkdirAll(dir); err != nil {
-				return fmt.Errorf("database directory: %w", err)
-			}
-		}
+	if err := servercmd.PrepareSQLite(o.database); err != nil {
+		return err
 	}
 	store, err := registryserver.OpenStore(ctx, o.database)
 	if err != nil {
@@ -219,48 +176,13 @@ func serve(ctx context.Context, o options, getenv func(string) string, log hclog
 	if err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
-	scheme := "http"
-	if o.tlsCert != "" {
-		scheme = "https"
-	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/v1",
-		"database", string(store.Dialect()))
-
-	errc := make(chan error, 1)
-	go func() {
-		if o.tlsCert != "" {
-			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	log.Info("registry store open", "database", string(store.Dialect()))
+	return servercmd.Serve(ctx, servercmd.Server{
+		Name: "registry", Listen: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey,
+		Scheme: "http", Path: "/v1", Handler: srv, Logger: log,
+		HTTP: func(hs *http.Server) {
+			hs.ReadTimeout = 30 * time.Second
+			hs.WriteTimeout = 30 * time.Second
+		},
+	})
 }

@@ -16,6 +16,7 @@ var Allowed = map[string][]string{
 	"mesh/relay/relayserver":       {"mesh/relay"},
 	"internal/safefile":            {},
 	"internal/deptest":             {},
+	"internal/servercmd":           {"internal/safefile"},
 	"host/identity":                {"mesh/protocol", "internal/safefile"},
 	"host/ratchet":                 {"mesh/protocol"},
 	"host/prekeys":                 {"host/identity", "host/ratchet", "mesh/registry", "internal/safefile"},
