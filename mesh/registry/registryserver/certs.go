@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -157,29 +156,6 @@ func (s *Server) checkSignature(ctx context.Context, amid string, pub ed25519.Pu
 		return errSignatureFailed(sig, now)
 	}
 	return s.refuseReplay(ctx, amid, sig.Signature)
-}
-
-// refuseReplay remembers a signature that verified and answers 401 if it
-// was used before.
-func (s *Server) refuseReplay(ctx context.Context, amid, signature string) error {
-	now := s.now()
-	fresh, err := s.store.RememberSignature(ctx, amid, signature, now.Add(ReplayWindow), now)
-	if err != nil {
-		return err
-	}
-	if !fresh {
-		return signatureError(errSignatureReused)
-	}
-	return nil
-}
-
-// storedSigningKey parses a signing key the registry stored.
-func storedSigningKey(owner, key string) (ed25519.PublicKey, error) {
-	pub, err := protocol.ParseSigningPublicKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("stored signing key of %s: %w", owner, err)
-	}
-	return pub, nil
 }
 
 // handleCACertificates serves GET /v1/registry/ca: every unexpired root
@@ -348,15 +324,11 @@ func (s *Server) orgAdmin(ctx context.Context, id, amid string) (*Organization, 
 // refuseRevokedAdmin answers 403 when an organization's admin is a revoked
 // agent: a revoked key must not act for an organization.
 func (s *Server) refuseRevokedAdmin(ctx context.Context, admin string) error {
-	revoked, err := s.isRevoked(ctx, admin)
-	if err != nil {
-		return err
-	}
-	if revoked {
-		return errorf(http.StatusForbidden, "admin_revoked", "The organization admin has been revoked")
-	}
-	return nil
+	return s.refuseIfRevoked(ctx, admin, errAdminRevoked)
 }
+
+// errAdminRevoked is the 403 for an organization admin that is revoked.
+var errAdminRevoked = errorf(http.StatusForbidden, "admin_revoked", "The organization admin has been revoked")
 
 // handleOrgVerify serves POST /v1/org/verify: the admin's signature is
 // checked with the key it registered with, then the DNS TXT record
@@ -559,12 +531,8 @@ func (s *Server) enrollOrgAgent(ctx context.Context, req *registry.OrgAgentReque
 	if err := validateAgentCapabilities(caps); err != nil {
 		return "", nil, err
 	}
-	revoked, err := s.isRevoked(ctx, req.AgentAMID)
-	if err != nil {
+	if err := s.refuseRevoked(ctx, req.AgentAMID); err != nil {
 		return "", nil, err
-	}
-	if revoked {
-		return "", nil, errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
 	}
 
 	existing, err := s.store.Agent(ctx, req.AgentAMID)
@@ -699,10 +667,8 @@ func (s *Server) issueLeaf(ctx context.Context, issuer, root *certs.Issuer, amid
 // PEM and the chain, leaf first, as padded base64 DER. For tier
 // organization it certifies the agent with its organization's CA instead.
 func (s *Server) issueAgentCertificate(ctx context.Context, amid string, pub ed25519.PublicKey, tier registry.Tier) (pem string, chain []string, err error) {
-	if revoked, err := s.isRevoked(ctx, amid); err != nil {
+	if err := s.refuseRevoked(ctx, amid); err != nil {
 		return "", nil, err
-	} else if revoked {
-		return "", nil, errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
 	}
 	switch tier {
 	case TierVerified:
@@ -772,15 +738,6 @@ func (s *Server) chainOf(ctx context.Context, rec *CertRecord) ([][]byte, error)
 		}
 		cur = next
 	}
-}
-
-// isRevoked reports whether the agent amid has been revoked.
-func (s *Server) isRevoked(ctx context.Context, amid string) (bool, error) {
-	_, err := s.store.Revocation(ctx, amid)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // handleOrgLookup serves GET /v1/org/lookup?domain=.
@@ -862,6 +819,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, registry.RevokeResponse{Success: true, RevocationID: &id})
 }
 
+// errAlreadyRevoked is the 409 for revoking an agent twice.
+var errAlreadyRevoked = errorf(http.StatusConflict, "already_revoked", "Agent already revoked")
+
 func (s *Server) revoke(ctx context.Context, req *registry.RevokeRequest) (string, error) {
 	if !slices.Contains(registry.RevocationReasons, req.Reason) {
 		return "", errorf(http.StatusBadRequest, "invalid_reason", "Invalid reason: %q. Valid reasons: %s",
@@ -879,36 +839,24 @@ func (s *Server) revoke(ctx context.Context, req *registry.RevokeRequest) (strin
 			return "", errorf(http.StatusBadRequest, "invalid_notes", "notes must be valid UTF-8 of at most %d characters", MaxRevocationNotesLength)
 		}
 	}
-	revoker, err := s.store.Agent(ctx, req.RevokerAMID)
-	if errors.Is(err, ErrNotFound) {
-		return "", errorf(http.StatusUnauthorized, "revoker_not_found", "Revoker not found")
-	}
-	if err != nil {
-		return "", err
-	}
-	pub, err := storedSigningKey(revoker.AMID, revoker.SigningPublicKey)
+	revoker, pub, err := s.agentWithKey(ctx, req.RevokerAMID,
+		errorf(http.StatusUnauthorized, "revoker_not_found", "Revoker not found"))
 	if err != nil {
 		return "", err
 	}
 	if err := s.checkSignature(ctx, revoker.AMID, pub, req.Signed); err != nil {
 		return "", err
 	}
-	if revoked, err := s.isRevoked(ctx, req.AMID); err != nil {
+	if err := s.refuseIfRevoked(ctx, req.AMID, errAlreadyRevoked); err != nil {
 		return "", err
-	} else if revoked {
-		return "", errorf(http.StatusConflict, "already_revoked", "Agent already revoked")
 	}
-	target, err := s.store.Agent(ctx, req.AMID)
-	if errors.Is(err, ErrNotFound) {
-		return "", errorf(http.StatusNotFound, "agent_not_found", "Target agent not found")
-	}
+	target, err := s.agent(ctx, req.AMID, errorf(http.StatusNotFound, "agent_not_found", "Target agent not found"))
 	if err != nil {
 		return "", err
 	}
-	if revoked, err := s.isRevoked(ctx, revoker.AMID); err != nil {
+	if err := s.refuseIfRevoked(ctx, revoker.AMID,
+		errorf(http.StatusForbidden, "revoker_revoked", "Revoker has been revoked")); err != nil {
 		return "", err
-	} else if revoked {
-		return "", errorf(http.StatusForbidden, "revoker_revoked", "Revoker has been revoked")
 	}
 	allowed := revoker.AMID == target.AMID
 	if !allowed && target.OrganizationID != nil {
@@ -926,7 +874,7 @@ func (s *Server) revoke(ctx context.Context, req *registry.RevokeRequest) (strin
 		RevokedAt: s.now(), Notes: req.Notes,
 	}
 	if err := s.store.RevokeAgent(ctx, rec); errors.Is(err, ErrExists) {
-		return "", errorf(http.StatusConflict, "already_revoked", "Agent already revoked")
+		return "", errAlreadyRevoked
 	} else if err != nil {
 		return "", err
 	}
@@ -1013,22 +961,15 @@ func (s *Server) handleRevocationsBulk(w http.ResponseWriter, r *http.Request) {
 // 10000).
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, offset := registry.DefaultRevocationsLimit, 0
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "limit must be a positive integer", "invalid_limit")
-			return
-		}
-		limit = min(n, registry.MaxRevocationsLimit)
+	limit, err := queryLimit(q, registry.DefaultRevocationsLimit, registry.MaxRevocationsLimit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1<<31-1 {
-			writeError(w, http.StatusBadRequest, "offset must be a non-negative integer", "invalid_offset")
-			return
-		}
-		offset = n
+	offset, ok := intParam(q, "offset", 0, 0, 1<<31-1)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "offset must be a non-negative integer", "invalid_offset")
+		return
 	}
 	revs, total, err := s.store.ListRevocations(r.Context(), limit, offset)
 	if err != nil {

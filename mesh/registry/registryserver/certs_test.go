@@ -86,16 +86,6 @@ func wantFailure(t *testing.T, status int, body []byte, wantStatus int, wantCode
 	}
 }
 
-// wantClientError checks that err is an API error with status and code.
-func wantClientError(t *testing.T, err error, status int, code string) *registry.APIError {
-	t.Helper()
-	var ae *registry.APIError
-	if !errors.As(err, &ae) || ae.StatusCode != status || ae.Code != code {
-		t.Fatalf("err = %v, want %d %s", err, status, code)
-	}
-	return ae
-}
-
 // registerOrg registers an organization through the client and publishes
 // nothing yet.
 func (e *certEnv) registerOrg(admin *testAgent, domain string) *registry.OrgRegisterResponse {
@@ -282,7 +272,7 @@ func TestOrgRegisterAndVerify(t *testing.T) {
 			t.Fatalf("lookup = %+v", got)
 		}
 		_, err = e.client.OrgLookup(ctx, "other.example")
-		wantClientError(t, err, http.StatusNotFound, "organization_not_found")
+		wantAPIError(t, err, http.StatusNotFound, "organization_not_found")
 
 		// The store keeps the certificate, the root and the sealed key,
 		// which opens to the certificate's key with this organization's ID
@@ -322,17 +312,17 @@ func TestOrgRegisterRefusals(t *testing.T) {
 			"exa mple.example", "1.2.3.4", "a_b.example", strings.Repeat("a", 64) + ".example",
 			strings.Repeat("abc.", 63) + "example"} {
 			_, err := e.client.RegisterOrganization(ctx, admin.Signer, "Acme", d)
-			wantClientError(t, err, http.StatusBadRequest, "invalid_domain")
+			wantAPIError(t, err, http.StatusBadRequest, "invalid_domain")
 		}
 		for _, n := range []string{"", "   ", strings.Repeat("x", 129), "a\x00b", "tab\there"} {
 			_, err := e.client.RegisterOrganization(ctx, admin.Signer, n, "acme.example")
-			wantClientError(t, err, http.StatusBadRequest, "invalid_name")
+			wantAPIError(t, err, http.StatusBadRequest, "invalid_name")
 		}
 		if _, err := e.client.RegisterOrganization(ctx, admin.Signer, strings.Repeat("é", 128), "acme.example"); err != nil {
 			t.Fatalf("128-character name refused: %v", err)
 		}
 		_, err := e.client.RegisterOrganization(ctx, newTestAgent(t).Signer, "Acme again", "acme.example")
-		wantClientError(t, err, http.StatusConflict, "domain_registered")
+		wantAPIError(t, err, http.StatusConflict, "domain_registered")
 
 		body := func(signer *testAgent, amid, key, domain string) registry.OrgRegisterRequest {
 			return registry.OrgRegisterRequest{Name: "N", Domain: domain, AdminAMID: amid, AdminSigningPublicKey: key, Signed: e.sign(signer)}
@@ -405,9 +395,9 @@ func TestOrgVerifyRefusals(t *testing.T) {
 		e.dns.SetTXT(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
 
 		_, err := e.client.VerifyOrganization(ctx, admin.Signer, "no-such-org")
-		wantClientError(t, err, http.StatusNotFound, "organization_not_found")
+		wantAPIError(t, err, http.StatusNotFound, "organization_not_found")
 		_, err = e.client.VerifyOrganization(ctx, other.Signer, reg.OrganizationID)
-		ae := wantClientError(t, err, http.StatusUnauthorized, "not_admin")
+		ae := wantAPIError(t, err, http.StatusUnauthorized, "not_admin")
 		if ae.Message != "Not the organization admin" {
 			t.Fatalf("message %q", ae.Message)
 		}
@@ -537,12 +527,12 @@ func TestOrgEnrollAgent(t *testing.T) {
 		// An agent already registered must consent.
 		existing := e.addAgent(TierAnonymous)
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, enrollment(orgID, existing))
-		wantClientError(t, err, http.StatusForbidden, "agent_consent_required")
+		wantAPIError(t, err, http.StatusForbidden, "agent_consent_required")
 		// Consent signed by someone else is no consent.
 		bad := enrollment(orgID, existing)
 		bad.Agent = newTestAgent(t).Signer
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, bad)
-		wantClientError(t, err, http.StatusForbidden, "agent_consent_required")
+		wantAPIError(t, err, http.StatusForbidden, "agent_consent_required")
 		if a, _ := st.Agent(ctx, existing.AMID); a.Tier != TierAnonymous || a.OrganizationID != nil {
 			t.Fatalf("agent changed without consent: %+v", a)
 		}
@@ -551,7 +541,7 @@ func TestOrgEnrollAgent(t *testing.T) {
 		mismatch.AgentExchangePublicKey = newTestAgent(t).ExchangePublic()
 		mismatch.Agent = existing.Signer
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, mismatch)
-		wantClientError(t, err, http.StatusConflict, "key_mismatch")
+		wantAPIError(t, err, http.StatusConflict, "key_mismatch")
 		ok := enrollment(orgID, existing)
 		ok.Agent = existing.Signer
 		resp2, err := e.client.EnrollOrgAgent(ctx, admin.Signer, ok)
@@ -568,20 +558,20 @@ func TestOrgEnrollAgent(t *testing.T) {
 		// Refusals.
 		stranger := newTestAgent(t)
 		_, err = e.client.EnrollOrgAgent(ctx, stranger.Signer, enrollment(orgID, newTestAgent(t)))
-		wantClientError(t, err, http.StatusUnauthorized, "not_admin")
+		wantAPIError(t, err, http.StatusUnauthorized, "not_admin")
 		wrongKey := enrollment(orgID, newTestAgent(t))
 		wrongKey.AgentSigningPublicKey = newTestAgent(t).SigningPublic()
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, wrongKey)
-		wantClientError(t, err, http.StatusBadRequest, "amid_mismatch")
+		wantAPIError(t, err, http.StatusBadRequest, "amid_mismatch")
 		badExch := enrollment(orgID, newTestAgent(t))
 		badExch.AgentExchangePublicKey = "x25519:AAAA"
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, badExch)
-		wantClientError(t, err, http.StatusBadRequest, "invalid_exchange_public_key")
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_exchange_public_key")
 		unverified := e.registerOrg(admin, "unverified.example")
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, enrollment(unverified.OrganizationID, newTestAgent(t)))
-		wantClientError(t, err, http.StatusBadRequest, "organization_not_verified")
+		wantAPIError(t, err, http.StatusBadRequest, "organization_not_verified")
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, enrollment("no-such-org", newTestAgent(t)))
-		wantClientError(t, err, http.StatusNotFound, "organization_not_found")
+		wantAPIError(t, err, http.StatusNotFound, "organization_not_found")
 
 		// The admin's AMID with another key's signature, and a replay.
 		req := registry.OrgAgentRequest{
@@ -618,7 +608,7 @@ func TestOrgEnrollAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, ok)
-		wantClientError(t, err, http.StatusForbidden, "agent_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "agent_revoked")
 	})
 }
 
@@ -794,20 +784,20 @@ func TestRevokeAuthorization(t *testing.T) {
 		stranger := e.addAgent(TierAnonymous)
 
 		_, err := e.client.Revoke(ctx, stranger.Signer, m1.AMID, registry.ReasonOther, "")
-		if ae := wantClientError(t, err, http.StatusForbidden, "not_authorized"); ae.Message != "Not authorized to revoke this agent" {
+		if ae := wantAPIError(t, err, http.StatusForbidden, "not_authorized"); ae.Message != "Not authorized to revoke this agent" {
 			t.Fatalf("message %q", ae.Message)
 		}
 		// One member may not revoke another.
 		_, err = e.client.Revoke(ctx, m2.Signer, m1.AMID, registry.ReasonOther, "")
-		wantClientError(t, err, http.StatusForbidden, "not_authorized")
+		wantAPIError(t, err, http.StatusForbidden, "not_authorized")
 		_, err = e.client.Revoke(ctx, newTestAgent(t).Signer, m1.AMID, registry.ReasonOther, "")
-		if ae := wantClientError(t, err, http.StatusUnauthorized, "revoker_not_found"); ae.Message != "Revoker not found" {
+		if ae := wantAPIError(t, err, http.StatusUnauthorized, "revoker_not_found"); ae.Message != "Revoker not found" {
 			t.Fatalf("message %q", ae.Message)
 		}
 		_, err = e.client.Revoke(ctx, admin.Signer, newTestAgent(t).AMID, registry.ReasonOther, "")
-		wantClientError(t, err, http.StatusNotFound, "agent_not_found")
+		wantAPIError(t, err, http.StatusNotFound, "agent_not_found")
 		_, err = e.client.Revoke(ctx, admin.Signer, m1.AMID, "because", "")
-		wantClientError(t, err, http.StatusBadRequest, "invalid_reason")
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_reason")
 
 		// The admin's AMID with a stranger's signature; the error body has
 		// the shape of PROTOCOL.md §8.9.
@@ -826,7 +816,7 @@ func TestRevokeAuthorization(t *testing.T) {
 			t.Fatalf("revoke = %q, %v", id, err)
 		}
 		_, err = e.client.Revoke(ctx, admin.Signer, m1.AMID, registry.ReasonPolicyViolation, "")
-		if ae := wantClientError(t, err, http.StatusConflict, "already_revoked"); ae.Message != "Agent already revoked" {
+		if ae := wantAPIError(t, err, http.StatusConflict, "already_revoked"); ae.Message != "Agent already revoked" {
 			t.Fatalf("message %q", ae.Message)
 		}
 
@@ -848,13 +838,13 @@ func TestRevokeAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = e.client.Revoke(ctx, admin.Signer, m3.AMID, registry.ReasonOther, "")
-		wantClientError(t, err, http.StatusForbidden, "revoker_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "revoker_revoked")
 		_, err = e.client.EnrollOrgAgent(ctx, admin.Signer, enrollment(orgID, newTestAgent(t)))
-		wantClientError(t, err, http.StatusForbidden, "admin_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "admin_revoked")
 		_, err = e.client.VerifyOrganization(ctx, admin.Signer, orgID)
-		wantClientError(t, err, http.StatusForbidden, "admin_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "admin_revoked")
 		_, err = e.client.RegisterOrganization(ctx, admin.Signer, "Another", "another.example")
-		wantClientError(t, err, http.StatusForbidden, "admin_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "admin_revoked")
 	})
 }
 
@@ -926,7 +916,7 @@ func TestRevocationQueries(t *testing.T) {
 			t.Fatalf("100 AMIDs: %v", err)
 		}
 		_, err = e.client.RevocationsBulk(ctx, append(hundred, "one more"))
-		if ae := wantClientError(t, err, http.StatusBadRequest, "too_many_amids"); ae.Message != "Maximum 100 AMIDs per request" {
+		if ae := wantAPIError(t, err, http.StatusBadRequest, "too_many_amids"); ae.Message != "Maximum 100 AMIDs per request" {
 			t.Fatalf("message %q", ae.Message)
 		}
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -159,7 +160,7 @@ func (s *Server) register(ctx context.Context, req *registry.RegisterRequest) (*
 	if err := s.verifySigned(ctx, req.AMID, pub, req.Signed); err != nil {
 		return nil, err
 	}
-	if err := s.denyRevoked(ctx, req.AMID); err != nil {
+	if err := s.refuseRevoked(ctx, req.AMID); err != nil {
 		return nil, err
 	}
 	tier := registry.TierAnonymous
@@ -238,24 +239,12 @@ func redactToken(err error, token string) string {
 	return strings.ReplaceAll(err.Error(), token, "[redacted]")
 }
 
-// denyRevoked answers 403 for a revoked agent (PROTOCOL.md §13 W-7).
-func (s *Server) denyRevoked(ctx context.Context, amid string) error {
-	revoked, err := s.isRevoked(ctx, amid)
-	if err != nil {
-		return err
-	}
-	if revoked {
-		return errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
-	}
-	return nil
-}
-
 // validateRegistration checks the fields of a registration and normalises
 // the optional ones (defaults, empty strings as absent). It returns the
 // signing key.
 func validateRegistration(req *registry.RegisterRequest) (ed25519.PublicKey, error) {
-	if _, err := protocol.ParseAMID(req.AMID); err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err)
+	if err := checkAMID(req.AMID); err != nil {
+		return nil, err
 	}
 	if req.SigningPublicKey == "" {
 		return nil, errorf(http.StatusBadRequest, "invalid_signing_public_key", "signing_public_key is required")
@@ -406,21 +395,9 @@ func lookupOf(l *AgentListing) registry.AgentLookup {
 	return out
 }
 
-// queryAMID reads and checks the amid query parameter.
-func queryAMID(r *http.Request) (string, error) {
-	amid := r.URL.Query().Get("amid")
-	if amid == "" {
-		return "", errorf(http.StatusBadRequest, "invalid_amid", "amid is required")
-	}
-	if _, err := protocol.ParseAMID(amid); err != nil {
-		return "", errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err)
-	}
-	return amid, nil
-}
-
 // handleLookup answers GET /v1/registry/lookup?amid=.
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
-	amid, err := queryAMID(r)
+	amid, err := queryAMID(r, "invalid_amid")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -435,11 +412,8 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) lookup(ctx context.Context, amid string) (*registry.AgentLookup, error) {
 	l, err := s.store.LookupAgent(ctx, amid)
-	if errors.Is(err, ErrNotFound) {
-		return nil, errorf(http.StatusNotFound, "agent_not_found", "Agent not found")
-	}
 	if err != nil {
-		return nil, err
+		return nil, orNotFound(err, errAgentNotFound)
 	}
 	out := lookupOf(l)
 	if out.Certificate, out.CertificateChain, err = s.certificateOf(ctx, amid); err != nil {
@@ -499,12 +473,9 @@ func parseSearch(raw string) (AgentFilter, error) {
 	if err := validateCapability("capability", f.Capability); err != nil {
 		return f, errorf(http.StatusBadRequest, "invalid_capability", "%s", err.(*apiError).msg)
 	}
-	if v := q.Get("tier_min"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 2 {
-			return f, bad("tier_min", "must be 1 or 2")
-		}
-		f.MaxTierLevel = n
+	var ok bool
+	if f.MaxTierLevel, ok = intParam(q, "tier_min", f.MaxTierLevel, 0, 2); !ok {
+		return f, bad("tier_min", "must be 1 or 2")
 	}
 	if v := q.Get("reputation_min"); v != "" {
 		x, err := strconv.ParseFloat(v, 64)
@@ -519,19 +490,12 @@ func parseSearch(raw string) (AgentFilter, error) {
 		}
 		f.Status = v[0]
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return f, bad("limit", "must be a whole number from 1 to %d", registry.MaxSearchLimit)
-		}
-		f.Limit = min(n, registry.MaxSearchLimit)
+	if f.Limit, ok = intParam(q, "limit", f.Limit, 1, math.MaxInt); !ok {
+		return f, bad("limit", "must be a whole number from 1 to %d", registry.MaxSearchLimit)
 	}
-	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return f, bad("offset", "must be a whole number, 0 or more")
-		}
-		f.Offset = n
+	f.Limit = min(f.Limit, registry.MaxSearchLimit)
+	if f.Offset, ok = intParam(q, "offset", f.Offset, 0, math.MaxInt); !ok {
+		return f, bad("offset", "must be a whole number, 0 or more")
 	}
 	return f, nil
 }
@@ -581,15 +545,12 @@ func (s *Server) signedUpdate(w http.ResponseWriter, r *http.Request, amid strin
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.denyRevoked(ctx, amid); err != nil {
+	if err := s.refuseRevoked(ctx, amid); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if err := update(ctx); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			err = errorf(http.StatusNotFound, "agent_not_found", "Agent not found")
-		}
-		s.fail(w, r, err)
+		s.fail(w, r, orNotFound(err, errAgentNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, registry.SuccessResponse{Success: true, Notifications: s.notificationsFor(ctx, amid)})
@@ -676,14 +637,11 @@ func didDocumentOf(a *Agent) (*didDocument, error) {
 // document as application/did+json.
 func (s *Server) handleDID(w http.ResponseWriter, r *http.Request) {
 	amid := r.PathValue("amid")
-	if _, err := protocol.ParseAMID(amid); err != nil {
-		s.fail(w, r, errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err))
+	if err := checkAMID(amid); err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	a, err := s.store.Agent(r.Context(), amid)
-	if errors.Is(err, ErrNotFound) {
-		err = errorf(http.StatusNotFound, "agent_not_found", "DID not found")
-	}
+	a, err := s.agent(r.Context(), amid, errorf(http.StatusNotFound, "agent_not_found", "DID not found"))
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -381,27 +380,9 @@ func TestRegisterSignatureFailures(t *testing.T) {
 	})
 }
 
-// coreLogBuffer is a log sink tests read while the server writes.
-type coreLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *coreLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *coreLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRegisterRefusedTokenIsAnonymous(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		var logs coreLogBuffer
+		var logs logBuffer
 		e := newEnv(t, st, func(c *Config) {
 			c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs})
 		})

@@ -1,12 +1,17 @@
 package registryserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -228,4 +233,69 @@ func TestServerAnswersOverHTTP(t *testing.T) {
 			t.Fatalf("unknown agent: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// logBuffer is a log sink tests read while the server writes to it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// wantAPIError checks that err is an *registry.APIError with status and code.
+func wantAPIError(t *testing.T, err error, status int, code string) *registry.APIError {
+	t.Helper()
+	var ae *registry.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v, want API error %d %s", err, status, code)
+	}
+	if ae.StatusCode != status || ae.Code != code {
+		t.Fatalf("err = %v, want %d %s", err, status, code)
+	}
+	return ae
+}
+
+// postRaw posts body (marshalled unless it is []byte) to path.
+func (e *testEnv) postRaw(path string, body any) (int, registry.ErrorResponse) {
+	e.t.Helper()
+	b, ok := body.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	resp, err := e.http.Client().Post(e.http.URL+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var er registry.ErrorResponse
+	json.NewDecoder(resp.Body).Decode(&er)
+	return resp.StatusCode, er
+}
+
+// getStatus sends a GET and returns the status and decoded error.
+func (e *testEnv) getStatus(pathAndQuery string) (int, registry.ErrorResponse) {
+	e.t.Helper()
+	resp, err := http.Get(e.http.URL + pathAndQuery)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var er registry.ErrorResponse
+	json.Unmarshal(data, &er)
+	return resp.StatusCode, er
 }

@@ -292,7 +292,7 @@ func (s *Server) handleOAuthAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.oauthRefuseRevoked(ctx, req.AMID); err != nil {
+	if err := s.refuseRevoked(ctx, req.AMID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -319,18 +319,6 @@ func (s *Server) handleOAuthAuthorize(w http.ResponseWriter, r *http.Request) {
 		State:            st.State,
 		ExpiresIn:        registry.OAuthStateTTL,
 	})
-}
-
-// oauthRefuseRevoked answers 403 for a revoked agent: it may not be verified.
-func (s *Server) oauthRefuseRevoked(ctx context.Context, amid string) error {
-	revoked, err := s.isRevoked(ctx, amid)
-	if err != nil {
-		return err
-	}
-	if revoked {
-		return errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
-	}
-	return nil
 }
 
 // handleOAuthCallback completes a verification: it consumes the state,
@@ -378,21 +366,11 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
-	agent, err := s.store.Agent(ctx, st.AMID)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "Agent not found", "agent_not_found")
-		return
+	agent, pub, err := s.agentWithKey(ctx, st.AMID, errAgentNotFound)
+	if err == nil {
+		err = s.refuseRevoked(ctx, agent.AMID)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	pub, err := protocol.ParseSigningPublicKey(agent.SigningPublicKey)
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("stored signing key of %s: %w", agent.AMID, err))
-		return
-	}
-	if err := s.oauthRefuseRevoked(ctx, agent.AMID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -409,12 +387,8 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 		Email: ident.Email, Username: ident.Username, DisplayName: ident.DisplayName, VerifiedAt: now,
 	}
 	tier, err := s.store.RecordOAuthVerification(ctx, v)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "Agent not found", "agent_not_found")
-		return
-	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, orNotFound(err, errAgentNotFound))
 		return
 	}
 	var pem string

@@ -1,7 +1,6 @@
 package registryserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -271,48 +269,6 @@ func oauthFlow(t *testing.T, e *testEnv, fp *fakeProvider, a *testAgent, provide
 	return e.client.OAuthCallback(ctx, code, state)
 }
 
-func oauthWantError(t *testing.T, err error, status int, code string) *registry.APIError {
-	t.Helper()
-	var ae *registry.APIError
-	if !errors.As(err, &ae) || ae.StatusCode != status || ae.Code != code {
-		t.Fatalf("err = %v, want %d %s", err, status, code)
-	}
-	return ae
-}
-
-// oauthPost sends body (raw bytes if a []byte, else JSON) to path and
-// returns the status and error body.
-func oauthPost(t *testing.T, e *testEnv, path string, body any) (int, registry.ErrorResponse) {
-	t.Helper()
-	b, ok := body.([]byte)
-	if !ok {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resp, err := http.Post(e.http.URL+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var er registry.ErrorResponse
-	json.NewDecoder(resp.Body).Decode(&er)
-	return resp.StatusCode, er
-}
-
-func oauthGet(t *testing.T, e *testEnv, pathAndQuery string) (int, registry.ErrorResponse) {
-	t.Helper()
-	resp, err := http.Get(e.http.URL + pathAndQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var er registry.ErrorResponse
-	json.NewDecoder(resp.Body).Decode(&er)
-	return resp.StatusCode, er
-}
-
 // wantTier checks the agent's tier and its verifications in the store.
 func wantTier(t *testing.T, st *Store, amid string, tier registry.Tier, verifications int) []AgentVerification {
 	t.Helper()
@@ -442,7 +398,7 @@ func TestOAuthGitHubFlowVerifiesAgent(t *testing.T) {
 		// The state is good for one callback only, and the second never
 		// reaches the provider.
 		_, err = e.client.OAuthCallback(ctx, code, state)
-		oauthWantError(t, err, http.StatusBadRequest, "invalid_state")
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_state")
 		if tokens, _ := fp.counts(); tokens != 1 {
 			t.Errorf("token requests = %d, want 1", tokens)
 		}
@@ -556,7 +512,7 @@ func TestOAuthOtherProviderAndOrganizationAgent(t *testing.T) {
 
 func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		var logs safeBuffer
+		var logs logBuffer
 		var secrets []string
 		ctx := context.Background()
 		otherVerifier := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
@@ -606,7 +562,7 @@ func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 					code = tc.code
 				}
 				_, err = e.client.OAuthCallback(ctx, code, state)
-				ae := oauthWantError(t, err, http.StatusUnauthorized, "oauth_verification_failed")
+				ae := wantAPIError(t, err, http.StatusUnauthorized, "oauth_verification_failed")
 				if !strings.Contains(ae.Message, tc.reason) {
 					t.Errorf("message %q, want it to say %q", ae.Message, tc.reason)
 				}
@@ -614,7 +570,7 @@ func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 				secrets = append(secrets, fp.issuedTokens()...)
 				// The state is spent even though verification failed.
 				_, err = e.client.OAuthCallback(ctx, code, state)
-				oauthWantError(t, err, http.StatusBadRequest, "invalid_state")
+				wantAPIError(t, err, http.StatusBadRequest, "invalid_state")
 			})
 		}
 		// Neither access tokens nor client secrets reach the logs.
@@ -628,24 +584,6 @@ func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 			}
 		}
 	})
-}
-
-// safeBuffer is a bytes.Buffer for concurrent writers.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestOAuthStateExpiry(t *testing.T) {
@@ -668,7 +606,7 @@ func TestOAuthStateExpiry(t *testing.T) {
 
 		// Eleven minutes after, it has expired.
 		b := e.addAgent(TierAnonymous)
-		status, er := oauthPost(t, e, "/v1/auth/oauth/authorize",
+		status, er := e.postRaw("/v1/auth/oauth/authorize",
 			registry.OAuthAuthorizeRequest{AMID: b.AMID, Provider: "github", Signed: e.sign(b)})
 		if status != http.StatusOK {
 			t.Fatalf("authorize: %d %+v", status, er)
@@ -682,7 +620,7 @@ func TestOAuthStateExpiry(t *testing.T) {
 		tokensBefore, _ := fp.counts()
 		e.clock.Advance(11 * time.Minute)
 		_, err = e.client.OAuthCallback(ctx, "any-code", pending)
-		ae := oauthWantError(t, err, http.StatusBadRequest, "state_expired")
+		ae := wantAPIError(t, err, http.StatusBadRequest, "state_expired")
 		if ae.Message != "OAuth state expired" {
 			t.Errorf("message = %q", ae.Message)
 		}
@@ -690,20 +628,20 @@ func TestOAuthStateExpiry(t *testing.T) {
 			t.Error("an expired state reached the provider")
 		}
 		_, err = e.client.OAuthCallback(ctx, "any-code", pending)
-		oauthWantError(t, err, http.StatusBadRequest, "invalid_state")
+		wantAPIError(t, err, http.StatusBadRequest, "invalid_state")
 		wantTier(t, st, b.AMID, TierAnonymous, 0)
 
 		// Expired states are deleted when a new authorization starts.
 		c := e.addAgent(TierAnonymous)
 		for range 2 {
-			if status, er := oauthPost(t, e, "/v1/auth/oauth/authorize",
+			if status, er := e.postRaw("/v1/auth/oauth/authorize",
 				registry.OAuthAuthorizeRequest{AMID: c.AMID, Provider: "github", Signed: e.sign(c)}); status != http.StatusOK {
 				t.Fatalf("authorize: %d %+v", status, er)
 			}
 			e.clock.Advance(time.Millisecond)
 		}
 		e.clock.Advance(11 * time.Minute)
-		if status, er := oauthPost(t, e, "/v1/auth/oauth/authorize",
+		if status, er := e.postRaw("/v1/auth/oauth/authorize",
 			registry.OAuthAuthorizeRequest{AMID: c.AMID, Provider: "github", Signed: e.sign(c)}); status != http.StatusOK {
 			t.Fatalf("authorize: %d %+v", status, er)
 		}
@@ -733,7 +671,7 @@ func TestOAuthAuthorizeRefusals(t *testing.T) {
 			{"Google", "provider_not_configured", "Google OAuth not configured"},
 			{"acme", "provider_not_configured", "Acme OAuth not configured"},
 		} {
-			status, er := oauthPost(t, e, path, req(tc.provider))
+			status, er := e.postRaw(path, req(tc.provider))
 			if status != http.StatusBadRequest || er.Code != tc.code || er.Error != tc.msg {
 				t.Errorf("provider %q: %d %+v, want 400 %s %q", tc.provider, status, er, tc.code, tc.msg)
 			}
@@ -743,35 +681,35 @@ func TestOAuthAuthorizeRefusals(t *testing.T) {
 		forger := newTestAgent(t)
 		forged := req("github")
 		forged.Signed = e.sign(forger)
-		if status, er := oauthPost(t, e, path, forged); status != http.StatusUnauthorized || er.Code != "invalid_signature" {
+		if status, er := e.postRaw(path, forged); status != http.StatusUnauthorized || er.Code != "invalid_signature" {
 			t.Errorf("forged signature: %d %+v", status, er)
 		}
 		// A stale signature.
 		stale := req("github")
 		e.clock.Advance(10 * time.Minute)
-		if status, er := oauthPost(t, e, path, stale); status != http.StatusUnauthorized {
+		if status, er := e.postRaw(path, stale); status != http.StatusUnauthorized {
 			t.Errorf("stale signature: %d %+v", status, er)
 		}
 		// A replayed one.
 		good := req("github")
-		if status, er := oauthPost(t, e, path, good); status != http.StatusOK {
+		if status, er := e.postRaw(path, good); status != http.StatusOK {
 			t.Fatalf("authorize: %d %+v", status, er)
 		}
-		if status, er := oauthPost(t, e, path, good); status != http.StatusUnauthorized || er.Code != "invalid_signature" {
+		if status, er := e.postRaw(path, good); status != http.StatusUnauthorized || er.Code != "invalid_signature" {
 			t.Errorf("replayed signature: %d %+v", status, er)
 		}
 		// Someone else's AMID with a valid signature of their own.
 		stranger := newTestAgent(t)
-		if status, er := oauthPost(t, e, path, registry.OAuthAuthorizeRequest{
+		if status, er := e.postRaw(path, registry.OAuthAuthorizeRequest{
 			AMID: stranger.AMID, Provider: "github", Signed: e.sign(stranger)}); status != http.StatusNotFound || er.Code != "agent_not_found" {
 			t.Errorf("unknown agent: %d %+v", status, er)
 		}
-		if status, er := oauthPost(t, e, path, registry.OAuthAuthorizeRequest{
+		if status, er := e.postRaw(path, registry.OAuthAuthorizeRequest{
 			AMID: "not an amid", Provider: "github", Signed: e.sign(a)}); status != http.StatusBadRequest {
 			t.Errorf("bad amid: %d %+v", status, er)
 		}
 		for _, body := range [][]byte{[]byte(`{`), []byte(`[]`), []byte(`{"amid":1}`), []byte(`{} {}`)} {
-			if status, er := oauthPost(t, e, path, body); status != http.StatusBadRequest || er.Code != "invalid_request" {
+			if status, er := e.postRaw(path, body); status != http.StatusBadRequest || er.Code != "invalid_request" {
 				t.Errorf("body %s: %d %+v", body, status, er)
 			}
 		}
@@ -808,7 +746,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 			{"?code=" + strings.Repeat("c", 3000) + "&state=" + url.QueryEscape(unknownState), "invalid_request"},
 			{"?code=abc&state=%zz", "invalid_request"},
 		} {
-			status, er := oauthGet(t, e, "/v1/auth/oauth/callback"+tc.query)
+			status, er := e.getStatus("/v1/auth/oauth/callback" + tc.query)
 			if status != http.StatusBadRequest || er.Code != tc.code {
 				t.Errorf("callback%s: %d %+v, want 400 %s", tc.query, status, er, tc.code)
 			}
@@ -817,7 +755,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 			t.Errorf("a refused callback reached the provider")
 		}
 		// POST is not the callback.
-		if status, _ := oauthPost(t, e, "/v1/auth/oauth/callback", map[string]string{}); status != http.StatusMethodNotAllowed {
+		if status, _ := e.postRaw("/v1/auth/oauth/callback", map[string]string{}); status != http.StatusMethodNotAllowed {
 			t.Errorf("POST callback: %d", status)
 		}
 	})
@@ -840,7 +778,7 @@ func TestOAuthRevokedAgentIsNotVerified(t *testing.T) {
 		a := e.addAgent(TierAnonymous)
 		revoke(a.AMID)
 		_, err := e.client.OAuthAuthorize(ctx, a.Signer, "github")
-		oauthWantError(t, err, http.StatusForbidden, "agent_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "agent_revoked")
 
 		// …nor finish one it started before it was revoked.
 		b := e.addAgent(TierAnonymous)
@@ -851,7 +789,7 @@ func TestOAuthRevokedAgentIsNotVerified(t *testing.T) {
 		code, state, _ := fp.follow(t, auth.AuthorizationURL, nil)
 		revoke(b.AMID)
 		_, err = e.client.OAuthCallback(ctx, code, state)
-		oauthWantError(t, err, http.StatusForbidden, "agent_revoked")
+		wantAPIError(t, err, http.StatusForbidden, "agent_revoked")
 		wantTier(t, st, a.AMID, TierAnonymous, 0)
 		wantTier(t, st, b.AMID, TierAnonymous, 0)
 		if tokens, _ := fp.counts(); tokens != 0 {

@@ -48,9 +48,9 @@ func (s *Server) handlePrekeyUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	signingKey, err := protocol.ParseSigningPublicKey(a.SigningPublicKey)
+	signingKey, err := storedSigningKey(a.AMID, a.SigningPublicKey)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("stored signing key of %s: %w", a.AMID, err))
+		s.fail(w, r, err)
 		return
 	}
 	spk, otpks, apiErr := validatePrekeyUpload(&req, signingKey)
@@ -61,7 +61,7 @@ func (s *Server) handlePrekeyUpload(w http.ResponseWriter, r *http.Request) {
 	stored, unconsumed, err := s.store.StorePrekeys(ctx, a.AMID, spk, otpks, registry.MaxUnconsumedPrekeys, s.now())
 	switch {
 	case errors.Is(err, ErrNotFound):
-		s.fail(w, r, errorf(http.StatusNotFound, "agent_not_found", "Agent not found"))
+		s.fail(w, r, errAgentNotFound)
 		return
 	case errors.Is(err, ErrTooManyPrekeys):
 		s.fail(w, r, errorf(http.StatusBadRequest, "too_many_prekeys",
@@ -143,17 +143,13 @@ func decodePrekey(s string) ([]byte, error) {
 func (s *Server) handlePrekeyFetch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	amid := r.PathValue("amid")
-	if _, err := protocol.ParseAMID(amid); err != nil {
-		writeAPIError(w, errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err))
+	if err := checkAMID(amid); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	exchangeKey, spk, err := s.store.PrekeyOwner(ctx, amid)
-	if errors.Is(err, ErrNotFound) {
-		writeAPIError(w, errorf(http.StatusNotFound, "agent_not_found", "Agent not found"))
-		return
-	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, orNotFound(err, errAgentNotFound))
 		return
 	}
 	if err := s.refuseRevoked(ctx, amid); err != nil {
@@ -219,18 +215,6 @@ func (s *Server) handlePrekeyCount(w http.ResponseWriter, r *http.Request) {
 		OneTimePrekeysRemaining: n,
 		Notifications:           lowPrekeyNotifications(n),
 	})
-}
-
-// refuseRevoked answers 403 for a revoked agent.
-func (s *Server) refuseRevoked(ctx context.Context, amid string) error {
-	revoked, err := s.isRevoked(ctx, amid)
-	if err != nil {
-		return err
-	}
-	if revoked {
-		return errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
-	}
-	return nil
 }
 
 // notificationsFor returns what the registry has to tell agent amid in the

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -103,39 +102,6 @@ func (e *testEnv) fetchRaw(amid, xff string) (status int, hdr http.Header, body 
 		e.t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header, body
-}
-
-// postRaw posts body (marshalled unless it is []byte) to path.
-func (e *testEnv) postRaw(path string, body any) (int, registry.ErrorResponse) {
-	e.t.Helper()
-	b, ok := body.([]byte)
-	if !ok {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	resp, err := e.http.Client().Post(e.http.URL+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var er registry.ErrorResponse
-	json.NewDecoder(resp.Body).Decode(&er)
-	return resp.StatusCode, er
-}
-
-// wantAPIError checks that err is an *registry.APIError with status and code.
-func wantAPIError(t *testing.T, err error, status int, code string) *registry.APIError {
-	t.Helper()
-	var ae *registry.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("err = %v, want API error %d %s", err, status, code)
-	}
-	if ae.StatusCode != status || ae.Code != code {
-		t.Fatalf("err = %v, want %d %s", err, status, code)
-	}
-	return ae
 }
 
 func TestPrekeyUploadAndFetch(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -238,21 +237,10 @@ func (s *Server) recordRating(w http.ResponseWriter, r *http.Request) (string, e
 // reputationAgent loads a registered agent and its signing key, answering
 // notFound if amid is malformed or unknown.
 func (s *Server) reputationAgent(ctx context.Context, amid string, notFound *apiError) (*Agent, ed25519.PublicKey, error) {
-	if _, err := protocol.ParseAMID(amid); err != nil {
+	if err := checkAMID(amid); err != nil {
 		return nil, nil, notFound
 	}
-	a, err := s.store.Agent(ctx, amid)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, notFound
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	pub, err := protocol.ParseSigningPublicKey(a.SigningPublicKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stored signing key of %s: %w", amid, err)
-	}
-	return a, pub, nil
+	return s.agentWithKey(ctx, amid, notFound)
 }
 
 // parseRatingScore reads a rating's score: a JSON number within float64
@@ -353,21 +341,14 @@ func (s *Server) flagsOf(ctx context.Context, amid string) ([]registry.AgentFlag
 // handleReputationScore answers GET /v1/registry/reputation/score?amid=:
 // the agent's reputation computed now, with its terms.
 func (s *Server) handleReputationScore(w http.ResponseWriter, r *http.Request) {
-	amid := r.URL.Query().Get("amid")
-	if amid == "" {
-		s.fail(w, r, errorf(http.StatusBadRequest, "missing_amid", "amid is required"))
-		return
-	}
-	if _, err := protocol.ParseAMID(amid); err != nil {
-		s.fail(w, r, errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err))
+	amid, err := queryAMID(r, "missing_amid")
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	snap, err := s.store.ReputationSnapshot(r.Context(), amid)
-	if errors.Is(err, ErrNotFound) {
-		err = errorf(http.StatusNotFound, "agent_not_found", "Agent not found")
-	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, orNotFound(err, errAgentNotFound))
 		return
 	}
 	score, err := s.reputationScore(r.Context(), snap)
@@ -429,14 +410,10 @@ func (s *Server) reputationScore(ctx context.Context, snap *ReputationSnapshot) 
 // (the original ignored it).
 func (s *Server) handleLeaderboard(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := registry.DefaultLeaderboardLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.fail(w, r, errorf(http.StatusBadRequest, "invalid_limit", "limit must be a positive integer"))
-			return
-		}
-		limit = min(n, registry.MaxLeaderboardLimit)
+	limit, err := queryLimit(q, registry.DefaultLeaderboardLimit, registry.MaxLeaderboardLimit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	intent := q.Get("intent")
 	if len(intent) > MaxIntentLength {

@@ -47,32 +47,14 @@ const repDay = 24 * time.Hour
 type repEnv struct {
 	*testEnv
 	ctx      context.Context
-	logs     *repLogBuffer
+	logs     *logBuffer
 	mu       sync.Mutex
 	nextIP   int
 	sessions int
 }
 
-// repLogBuffer collects the server's log.
-type repLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *repLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *repLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newRepEnv(t *testing.T, st *Store) *repEnv {
-	logs := &repLogBuffer{}
+	logs := &logBuffer{}
 	e := newEnv(t, st, func(c *Config) {
 		c.TrustForwardedFor = true
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "registry", Level: hclog.Warn,
@@ -251,19 +233,6 @@ func (e *repEnv) wantScore(a *repAgent, shown, computed float64, status string, 
 	return s
 }
 
-// repWantError checks that err is an API error with the status and code.
-func repWantError(t *testing.T, err error, status int, code string) *registry.APIError {
-	t.Helper()
-	ae, ok := err.(*registry.APIError)
-	if !ok {
-		t.Fatalf("error = %v (%T), want HTTP %d %s", err, err, status, code)
-	}
-	if ae.StatusCode != status || ae.Code != code {
-		t.Fatalf("error = %d %s (%q), want %d %s", ae.StatusCode, ae.Code, ae.Message, status, code)
-	}
-	return ae
-}
-
 // post sends body (JSON unless a string or []byte) to path from ip and
 // returns the status and decoded error.
 func (e *repEnv) post(path, ip string, body any) (int, registry.ErrorResponse) {
@@ -289,20 +258,6 @@ func (e *repEnv) post(path, ip string, body any) (int, registry.ErrorResponse) {
 		req.Header.Set("X-Forwarded-For", ip)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var er registry.ErrorResponse
-	json.Unmarshal(data, &er)
-	return resp.StatusCode, er
-}
-
-// getStatus sends a GET and returns the status and decoded error.
-func (e *repEnv) getStatus(pathAndQuery string) (int, registry.ErrorResponse) {
-	e.t.Helper()
-	resp, err := http.Get(e.http.URL + pathAndQuery)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -685,7 +640,7 @@ func TestReputationSessionOutcomes(t *testing.T) {
 		sessions(a, 0, 0, 1, 0.5)
 		storedScore(a, 0.5)
 		// The same participant reporting again is refused.
-		repWantError(t, e.report(a, "s1", a, b, "translate", registry.OutcomeFailed), http.StatusConflict, "outcome_already_reported")
+		wantAPIError(t, e.report(a, "s1", a, b, "translate", registry.OutcomeFailed), http.StatusConflict, "outcome_already_reported")
 		// Both reported success: counted as successful, 1/1. Both
 		// scores are recomputed: 0.3·1 + 0.4·0.5 = 0.5.
 		if err := e.report(b, "s1", a, b, "translate", registry.OutcomeSuccess); err != nil {
@@ -694,7 +649,7 @@ func TestReputationSessionOutcomes(t *testing.T) {
 		sessions(a, 1, 1, 0, 1)
 		sessions(b, 1, 1, 0, 1)
 		storedScore(a, 0.5)
-		repWantError(t, e.report(b, "s1", a, b, "translate", registry.OutcomeSuccess), http.StatusConflict, "outcome_already_reported")
+		wantAPIError(t, e.report(b, "s1", a, b, "translate", registry.OutcomeSuccess), http.StatusConflict, "outcome_already_reported")
 
 		// One failure report counts at once, as unsuccessful: 1/2.
 		// Stored: 0.3·0.5 + 0.2 = 0.35.
@@ -725,16 +680,16 @@ func TestReputationSessionOutcomes(t *testing.T) {
 
 		// Reports that disagree with the recorded participants.
 		c := e.agent(registry.TierAnonymous, 0)
-		repWantError(t, e.report(b, "s1", b, a, "translate", registry.OutcomeSuccess), http.StatusConflict, "session_mismatch")
-		repWantError(t, e.report(c, "s1", c, a, "translate", registry.OutcomeSuccess), http.StatusConflict, "session_mismatch")
+		wantAPIError(t, e.report(b, "s1", b, a, "translate", registry.OutcomeSuccess), http.StatusConflict, "session_mismatch")
+		wantAPIError(t, e.report(c, "s1", c, a, "translate", registry.OutcomeSuccess), http.StatusConflict, "session_mismatch")
 		// Not a participant.
-		repWantError(t, e.report(c, "s4", a, b, "translate", registry.OutcomeSuccess), http.StatusForbidden, "not_session_participant")
+		wantAPIError(t, e.report(c, "s4", a, b, "translate", registry.OutcomeSuccess), http.StatusForbidden, "not_session_participant")
 		// A participant that is not registered.
 		ghost := &repAgent{testAgent: newTestAgent(t)}
-		repWantError(t, e.report(a, "s5", a, ghost, "translate", registry.OutcomeSuccess), http.StatusNotFound, "agent_not_found")
+		wantAPIError(t, e.report(a, "s5", a, ghost, "translate", registry.OutcomeSuccess), http.StatusNotFound, "agent_not_found")
 		// An unregistered reporter.
 		ghost.client, ghost.signer = e.client, &repSigner{clock: e.clock, key: ghost.Signing}
-		ae := repWantError(t, e.report(ghost, "s6", ghost, a, "translate", registry.OutcomeSuccess), http.StatusUnauthorized, "reporter_not_found")
+		ae := wantAPIError(t, e.report(ghost, "s6", ghost, a, "translate", registry.OutcomeSuccess), http.StatusUnauthorized, "reporter_not_found")
 		if ae.Message != "Reporter not found" {
 			t.Fatalf("message %q", ae.Message)
 		}
@@ -824,37 +779,37 @@ func TestReputationRatingValidation(t *testing.T) {
 			return rater.client.Rate(e.ctx, rater.signer, req)
 		}
 
-		ae := repWantError(t, rate(registry.RatingRequest{Score: 1.5}), 400, "invalid_score")
+		ae := wantAPIError(t, rate(registry.RatingRequest{Score: 1.5}), 400, "invalid_score")
 		if ae.Message != "Score must be between 0.0 and 1.0" {
 			t.Fatalf("message %q", ae.Message)
 		}
-		repWantError(t, rate(registry.RatingRequest{Score: -0.1}), 400, "invalid_score")
-		ae = repWantError(t, rate(registry.RatingRequest{Score: 0.5, Tags: []string{"accurate", "awesome"}}), 400, "invalid_tag")
+		wantAPIError(t, rate(registry.RatingRequest{Score: -0.1}), 400, "invalid_score")
+		ae = wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, Tags: []string{"accurate", "awesome"}}), 400, "invalid_tag")
 		if !strings.Contains(ae.Message, "Invalid tag: awesome") || !strings.Contains(ae.Message, `"unreliable"`) {
 			t.Fatalf("message %q", ae.Message)
 		}
-		repWantError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: "never-reported"}), 400, "invalid_session")
+		wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: "never-reported"}), 400, "invalid_session")
 		// A session between other agents.
-		repWantError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: otherSession}), 400, "invalid_session")
+		wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: otherSession}), 400, "invalid_session")
 		// A session of the rater with someone else.
 		third := e.agent(registry.TierAnonymous, 0)
-		repWantError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: e.session(rater, third)}), 400, "invalid_session")
+		wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, SessionID: e.session(rater, third)}), 400, "invalid_session")
 		// Self rating.
-		repWantError(t, rate(registry.RatingRequest{Score: 0.5, TargetAMID: rater.AMID}), 400, "invalid_rating")
+		wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, TargetAMID: rater.AMID}), 400, "invalid_rating")
 		// Unknown target.
-		ae = repWantError(t, rate(registry.RatingRequest{Score: 0.5, TargetAMID: newTestAgent(t).AMID}), 404, "target_not_found")
+		ae = wantAPIError(t, rate(registry.RatingRequest{Score: 0.5, TargetAMID: newTestAgent(t).AMID}), 404, "target_not_found")
 		if ae.Message != "Target agent not found" {
 			t.Fatalf("message %q", ae.Message)
 		}
 		// Unknown rater.
 		ghost := newTestAgent(t)
-		ae = repWantError(t, rater.client.Rate(e.ctx, &repSigner{clock: e.clock, key: ghost.Signing}, registry.RatingRequest{
+		ae = wantAPIError(t, rater.client.Rate(e.ctx, &repSigner{clock: e.clock, key: ghost.Signing}, registry.RatingRequest{
 			TargetAMID: target.AMID, FromAMID: ghost.AMID, Score: 0.5, SessionID: id}), 401, "sender_not_found")
 		if ae.Message != "Sender not found" {
 			t.Fatalf("message %q", ae.Message)
 		}
 		// Forged: signed by another agent's key.
-		repWantError(t, rater.client.Rate(e.ctx, other.signer, registry.RatingRequest{
+		wantAPIError(t, rater.client.Rate(e.ctx, other.signer, registry.RatingRequest{
 			TargetAMID: target.AMID, FromAMID: rater.AMID, Score: 0.5, SessionID: id}), 401, "invalid_signature")
 		if n := e.countRows("ratings", "1 = 1"); n != 0 {
 			t.Fatalf("%d ratings stored by refused requests", n)
@@ -865,13 +820,13 @@ func TestReputationRatingValidation(t *testing.T) {
 		if err := rate(registry.RatingRequest{Score: 0.5}); err != nil {
 			t.Fatal(err)
 		}
-		ae = repWantError(t, rate(registry.RatingRequest{Score: 0.9}), 409, "duplicate_feedback")
+		ae = wantAPIError(t, rate(registry.RatingRequest{Score: 0.9}), 409, "duplicate_feedback")
 		if ae.Message != "Feedback already submitted for this session" {
 			t.Fatalf("message %q", ae.Message)
 		}
 		_, err := rater.client.SubmitFeedback(e.ctx, rater.signer, registry.RatingRequest{
 			TargetAMID: target.AMID, FromAMID: rater.AMID, Score: 0.9, SessionID: id})
-		repWantError(t, err, 409, "duplicate_feedback")
+		wantAPIError(t, err, 409, "duplicate_feedback")
 
 		// A replayed signature is refused, even for another session.
 		second := e.session(rater, target)
@@ -880,7 +835,7 @@ func TestReputationRatingValidation(t *testing.T) {
 			t.Fatalf("first use of a signature: %v", err)
 		}
 		third2 := e.session(rater, target)
-		repWantError(t, rater.client.Rate(e.ctx, repFixedSigner{sig}, registry.RatingRequest{
+		wantAPIError(t, rater.client.Rate(e.ctx, repFixedSigner{sig}, registry.RatingRequest{
 			TargetAMID: target.AMID, FromAMID: rater.AMID, Score: 0.5, SessionID: third2}), 401, "invalid_signature")
 		if n := e.countRows("ratings", "1 = 1"); n != 2 {
 			t.Fatalf("%d ratings stored, want 2", n)

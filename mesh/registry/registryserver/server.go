@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -279,7 +282,14 @@ func (s *Server) verifySigned(ctx context.Context, amid string, pub ed25519.Publ
 	if err := protocol.VerifyTimestamp(pub, sig.Timestamp, sig.Signature, now); err != nil {
 		return signatureError(err)
 	}
-	fresh, err := s.store.RememberSignature(ctx, amid, sig.Signature, now.Add(ReplayWindow), now)
+	return s.refuseReplay(ctx, amid, sig.Signature)
+}
+
+// refuseReplay remembers a signature that verified and answers 401 if it
+// was used before.
+func (s *Server) refuseReplay(ctx context.Context, amid, signature string) error {
+	now := s.now()
+	fresh, err := s.store.RememberSignature(ctx, amid, signature, now.Add(ReplayWindow), now)
 	if err != nil {
 		return err
 	}
@@ -293,22 +303,129 @@ func (s *Server) verifySigned(ctx context.Context, amid string, pub ed25519.Publ
 // 404 if the agent is unknown, 401 if the signature fails or was used
 // before.
 func (s *Server) authenticate(ctx context.Context, amid string, sig registry.Signed) (*Agent, error) {
-	if _, err := protocol.ParseAMID(amid); err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err)
-	}
-	a, err := s.store.Agent(ctx, amid)
-	if errors.Is(err, ErrNotFound) {
-		return nil, errorf(http.StatusNotFound, "agent_not_found", "Agent not found")
-	}
-	if err != nil {
+	if err := checkAMID(amid); err != nil {
 		return nil, err
 	}
-	pub, err := protocol.ParseSigningPublicKey(a.SigningPublicKey)
+	a, pub, err := s.agentWithKey(ctx, amid, errAgentNotFound)
 	if err != nil {
-		return nil, fmt.Errorf("stored signing key of %s: %w", amid, err)
+		return nil, err
 	}
 	if err := s.verifySigned(ctx, amid, pub, sig); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// errAgentNotFound is the 404 for an agent the registry does not know.
+var errAgentNotFound = errorf(http.StatusNotFound, "agent_not_found", "Agent not found")
+
+// errAgentRevoked is the 403 for a revoked agent (PROTOCOL.md §13 W-7).
+var errAgentRevoked = errorf(http.StatusForbidden, "agent_revoked", "Agent has been revoked")
+
+// orNotFound returns notFound in place of ErrNotFound and err otherwise.
+func orNotFound(err error, notFound *apiError) error {
+	if errors.Is(err, ErrNotFound) {
+		return notFound
+	}
+	return err
+}
+
+// checkAMID answers 400 invalid_amid unless amid is a well-formed AMID.
+func checkAMID(amid string) error {
+	if _, err := protocol.ParseAMID(amid); err != nil {
+		return errorf(http.StatusBadRequest, "invalid_amid", "invalid amid: %v", err)
+	}
+	return nil
+}
+
+// queryAMID reads and checks the amid query parameter; a missing one is a
+// 400 with code missingCode.
+func queryAMID(r *http.Request, missingCode string) (string, error) {
+	amid := r.URL.Query().Get("amid")
+	if amid == "" {
+		return "", errorf(http.StatusBadRequest, missingCode, "amid is required")
+	}
+	return amid, checkAMID(amid)
+}
+
+// intParam reads the optional integer query parameter name: def when it is
+// absent, and ok false when it is not a whole number from lo to hi.
+func intParam(q url.Values, name string, def, lo, hi int) (n int, ok bool) {
+	v := q.Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, false
+	}
+	return n, true
+}
+
+// queryLimit reads the optional limit query parameter: def when absent,
+// capped at most, and a 400 invalid_limit unless it is a positive integer.
+func queryLimit(q url.Values, def, most int) (int, error) {
+	n, ok := intParam(q, "limit", def, 1, math.MaxInt)
+	if !ok {
+		return 0, errorf(http.StatusBadRequest, "invalid_limit", "limit must be a positive integer")
+	}
+	return min(n, most), nil
+}
+
+// agent loads the agent amid, answering notFound if it is unknown.
+func (s *Server) agent(ctx context.Context, amid string, notFound *apiError) (*Agent, error) {
+	a, err := s.store.Agent(ctx, amid)
+	if err != nil {
+		return nil, orNotFound(err, notFound)
+	}
+	return a, nil
+}
+
+// agentWithKey loads the agent amid and its signing key, answering
+// notFound if it is unknown.
+func (s *Server) agentWithKey(ctx context.Context, amid string, notFound *apiError) (*Agent, ed25519.PublicKey, error) {
+	a, err := s.agent(ctx, amid, notFound)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := storedSigningKey(a.AMID, a.SigningPublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, pub, nil
+}
+
+// storedSigningKey parses a signing key the registry stored.
+func storedSigningKey(owner, key string) (ed25519.PublicKey, error) {
+	pub, err := protocol.ParseSigningPublicKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("stored signing key of %s: %w", owner, err)
+	}
+	return pub, nil
+}
+
+// isRevoked reports whether the agent amid has been revoked.
+func (s *Server) isRevoked(ctx context.Context, amid string) (bool, error) {
+	_, err := s.store.Revocation(ctx, amid)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// refuseRevoked answers 403 agent_revoked if amid is a revoked agent.
+func (s *Server) refuseRevoked(ctx context.Context, amid string) error {
+	return s.refuseIfRevoked(ctx, amid, errAgentRevoked)
+}
+
+// refuseIfRevoked answers refusal if amid is a revoked agent.
+func (s *Server) refuseIfRevoked(ctx context.Context, amid string, refusal *apiError) error {
+	revoked, err := s.isRevoked(ctx, amid)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return refusal
+	}
+	return nil
 }

@@ -164,14 +164,8 @@ func (s *Store) RecordSessionReport(ctx context.Context, in SessionReportInput, 
 			in.SessionID, millis(now)); err != nil {
 			return fmt.Errorf("registry store: complete session: %w", err)
 		}
-		for _, amid := range participants {
-			u, err := recomputeReputation(ctx, tx, amid, now)
-			if err != nil {
-				return err
-			}
-			updates = append(updates, *u)
-		}
-		return nil
+		updates, err = appendRecomputed(ctx, tx, now, updates, participants[:]...)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -286,25 +280,20 @@ func (s *Store) AddRating(ctx context.Context, in NewRating, now time.Time) ([]R
 		if err != nil {
 			return fmt.Errorf("registry store: insert rating: %w", err)
 		}
-		u, err := recomputeReputation(ctx, tx, in.TargetAMID, now)
-		if err != nil {
+		if updates, err = appendRecomputed(ctx, tx, now, updates, in.TargetAMID); err != nil {
 			return err
 		}
-		updates = append(updates, *u)
 		// The rating makes the target's recent ratings of the rater mutual.
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM ratings
 			WHERE target_amid = $1 AND rater_amid = $2 AND created_at >= $3`,
 			in.RaterAMID, in.TargetAMID, millis(now.Add(-MutualWindow))).Scan(&n); err != nil {
 			return fmt.Errorf("registry store: read ratings: %w", err)
 		}
-		if n > 0 {
-			u, err := recomputeReputation(ctx, tx, in.RaterAMID, now)
-			if err != nil {
-				return err
-			}
-			updates = append(updates, *u)
+		if n == 0 {
+			return nil
 		}
-		return nil
+		updates, err = appendRecomputed(ctx, tx, now, updates, in.RaterAMID)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -473,6 +462,19 @@ func readRatings(ctx context.Context, q repQuerier, column, amid string) ([]Rati
 		return nil, fmt.Errorf("registry store: read ratings: %w", err)
 	}
 	return out, nil
+}
+
+// appendRecomputed recomputes the reputation of each of amids, in order,
+// and appends the updates to updates.
+func appendRecomputed(ctx context.Context, tx *sql.Tx, now time.Time, updates []ReputationUpdate, amids ...string) ([]ReputationUpdate, error) {
+	for _, amid := range amids {
+		u, err := recomputeReputation(ctx, tx, amid, now)
+		if err != nil {
+			return updates, err
+		}
+		updates = append(updates, *u)
+	}
+	return updates, nil
 }
 
 // recomputeReputation recomputes the reputation of amid, whose row tx has

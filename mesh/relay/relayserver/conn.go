@@ -1,10 +1,13 @@
 package relayserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -16,7 +19,8 @@ import (
 // conn is one client connection. One goroutine authenticates it, then
 // reads and handles its frames and tears it down at the end. Writes are
 // made by a flusher goroutine that runs only while there is something to
-// write, and the keepalive ping runs from a timer, so that an idle
+// write (or, for a small message when nothing is queued, by the sender's
+// goroutine), and the keepalive ping runs from a timer, so that an idle
 // connection holds a single goroutine.
 //
 // Frames for the client wait in q. Other connections never wait on it: a
@@ -28,13 +32,15 @@ import (
 // Once a message for the client has gone to the store while it was
 // connected (spilling), every later message for it goes to the store too,
 // until the flusher has pushed the stored backlog; then live delivery
-// resumes. A connection starts spilling, until its first push of the
-// stored messages. The recipient thus sees each sender's messages in the
-// order they were sent.
+// resumes. A new connection gets the messages stored for it before anything
+// queued. The recipient thus sees each sender's messages in the order they
+// were sent.
 type conn struct {
 	s   *Server
 	ws  *websocket.Conn
 	raw net.Conn // the hijacked connection under ws; nil in handler tests
+	// sys is raw's socket, to inspect its send queue; nil if raw has none.
+	sys syscall.RawConn
 	id  uint64
 	log hclog.Logger
 
@@ -51,14 +57,28 @@ type conn struct {
 	// keep one from starting).
 	writing bool
 	broken  bool // a write failed: nothing more will be written
-	dead    bool // torn down: nothing more is queued or written
+	// closing: the relay is shutting down; the close frame is sent or
+	// about to be, and nothing more is queued or written.
+	closing bool
+	serving bool // authenticated and registered, reading frames
+	// drain closes the socket when the client does not answer the
+	// shutdown's close frame; shutdownAt is when that frame was sent.
+	drain      *time.Timer
+	shutdownAt time.Time
+	// draining mirrors closing for the reader, which checks it after each
+	// frame without taking mu.
+	draining atomic.Bool
+	dead     bool // torn down: nothing more is queued or written
 	// storedPending: the store may hold messages not pushed yet.
 	storedPending bool
-	spilling      bool
-	storing       int    // messages being stored because of spilling
-	storeGen      uint64 // counts the stores finished while spilling
-	pingTimer     *time.Timer
-	bg            sync.WaitGroup // flusher and ping
+	// storedFirst: the messages stored before the connection was
+	// registered are pushed before anything queued.
+	storedFirst bool
+	spilling    bool
+	storing     int    // messages being stored because of spilling
+	storeGen    uint64 // counts the stores finished while spilling
+	pingTimer   *time.Timer
+	bg          sync.WaitGroup // flusher and ping
 
 	status       protocol.PresenceStatus
 	lastActivity time.Time
@@ -86,6 +106,9 @@ func newConn(s *Server, ws *websocket.Conn, raw net.Conn) *conn {
 		writing: true,
 	}
 	c.room.L = &c.mu
+	if sc, ok := raw.(syscall.Conn); ok {
+		c.sys, _ = sc.SyscallConn()
+	}
 	return c
 }
 
@@ -94,9 +117,6 @@ func (c *conn) serve() {
 	if !c.authenticate() {
 		return
 	}
-	c.mu.Lock()
-	c.spilling = true
-	c.mu.Unlock()
 	if !c.s.register(c) {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
 		return
@@ -111,7 +131,9 @@ func (c *conn) serve() {
 		c.mu.Lock()
 		c.writing = false
 		c.storedPending = true
+		c.storedFirst = true
 		c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+		c.serving = true
 		c.kickLocked()
 		c.mu.Unlock()
 		c.readLoop()
@@ -123,8 +145,10 @@ func (c *conn) serve() {
 // disconnect.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(context.Background())
+		buf := readBuffers.Get().(*bytes.Buffer)
+		typ, data, err := c.read(buf)
 		if err != nil {
+			readBuffers.Put(buf)
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				c.log.Info("frame over the size limit: connection closed", "limit", readLimit(c.s.cfg.MaxMessageSize))
 			} else {
@@ -133,14 +157,73 @@ func (c *conn) readLoop() {
 			return
 		}
 		if typ != websocket.MessageText {
+			readBuffers.Put(buf)
 			if c.allow(kindControl, c.s.now()) {
 				c.replyError(protocol.RelayInvalidMessage, "Binary frames are not supported: send each frame as a JSON text frame", nil)
 			}
 			continue
 		}
-		if !c.handleFrame(data) {
+		draining := c.draining.Load()
+		if draining {
+			c.holdDrain()
+		}
+		more := c.handleFrame(data)
+		readBuffers.Put(buf)
+		if !more {
 			return
 		}
+		if draining {
+			c.extendDrain()
+		}
+	}
+}
+
+// readBuffers hold frames while they are handled: nothing handleFrame
+// keeps refers to the frame's bytes.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// read reads the next message into buf, as websocket.Conn.Read does into a
+// new slice.
+func (c *conn) read(buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return 0, nil, err
+	}
+	return typ, buf.Bytes(), nil
+}
+
+// shutdownMax bounds how long a closing connection goes on handling
+// frames after the relay sent its close frame.
+const shutdownMax = 10 * time.Second
+
+// holdDrain stops a closing connection's drain timer while a frame is
+// handled, however long the store takes.
+func (c *conn) holdDrain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drain != nil {
+		c.drain.Stop()
+	}
+}
+
+// extendDrain gives a closing connection another closeGrace after each
+// frame it handles, within shutdownMax: a client that is still sending
+// what it wrote before it saw the close is not cut off while the relay
+// works through it.
+func (c *conn) extendDrain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drain == nil {
+		return
+	}
+	if left := shutdownMax - time.Since(c.shutdownAt); left < closeGrace {
+		c.drain.Reset(max(left, 0))
+	} else {
+		c.drain.Reset(closeGrace)
 	}
 }
 
@@ -153,6 +236,9 @@ func (c *conn) teardown() {
 	c.dead = true
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
+	}
+	if c.drain != nil {
+		c.drain.Stop()
 	}
 	c.room.Broadcast()
 	c.mu.Unlock()
@@ -212,7 +298,7 @@ func (c *conn) hardClose() {
 
 // kickLocked starts the flusher unless one runs. c.mu is held.
 func (c *conn) kickLocked() {
-	if c.writing || c.dead || c.broken {
+	if c.writing || c.dead || c.broken || c.closing || (len(c.q) == 0 && !c.storedPending) {
 		return
 	}
 	c.writing = true
@@ -226,10 +312,10 @@ func (c *conn) kickLocked() {
 func (c *conn) enqueue(it outItem, wait bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for wait && !c.dead && !c.broken && len(c.q) >= c.s.cfg.OutboundQueue {
+	for wait && !c.dead && !c.broken && !c.closing && len(c.q) >= c.s.cfg.OutboundQueue {
 		c.room.Wait()
 	}
-	if c.dead || c.broken || len(c.q) >= c.s.cfg.OutboundQueue {
+	if c.dead || c.broken || c.closing || len(c.q) >= c.s.cfg.OutboundQueue {
 		return false
 	}
 	c.pushLocked(it)
@@ -248,20 +334,45 @@ func (c *conn) pushLocked(it outItem) {
 type deliverResult int
 
 const (
-	deliveredLive deliverResult = iota // queued for the flusher
+	deliveredLive deliverResult = iota // written, or queued for the flusher
 	mustStore                          // the caller stores it, then calls storeDone
 	notConnected                       // torn down: the caller stores it as for an offline recipient
 )
 
-// offer queues a live message unless the connection is spilling or its
-// queue is full. In both of those cases the connection is (or stays)
+// directWriteMax is the largest frame offer writes itself rather than
+// queueing it for the flusher. It does so only when the recipient's socket
+// has nothing unacknowledged in its send queue, so a frame this small fits
+// the socket's buffer and the write returns without waiting for the peer.
+const directWriteMax = 4096
+
+// offer delivers a live message unless the connection is spilling or its
+// queue is full: it writes the message itself when nothing is queued or
+// being written and the write cannot block (see directWriteMax), and
+// queues it otherwise. In both of those cases the connection is (or stays)
 // spilling and the caller must store the message and then call storeDone,
 // whatever the outcome of the store.
 func (c *conn) offer(it outItem) deliverResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dead || c.broken {
+	if c.dead || c.broken || c.closing {
 		return notConnected
+	}
+	if !c.spilling && len(c.q) == 0 && !c.writing && len(it.data) <= directWriteMax && c.sys != nil && sendQueueEmpty(c.sys) {
+		// Nothing is waiting or being written, and the socket has room:
+		// writing here saves waking a writer and cannot block.
+		c.writing = true
+		c.bg.Add(1)
+		c.mu.Unlock()
+		ok := c.write(it)
+		c.mu.Lock()
+		c.bg.Done()
+		c.writing = false
+		if !ok {
+			c.broken = true
+		}
+		c.room.Broadcast()
+		c.kickLocked()
+		return deliveredLive
 	}
 	if !c.spilling && len(c.q) < c.s.cfg.OutboundQueue {
 		c.pushLocked(it)
@@ -312,10 +423,10 @@ func (c *conn) flush() {
 	defer c.bg.Done()
 	c.mu.Lock()
 	for {
-		if c.dead {
+		if c.dead || c.closing {
 			break
 		}
-		if len(c.q) > 0 {
+		if len(c.q) > 0 && !c.storedFirst {
 			it := c.q[0]
 			c.q[0] = outItem{}
 			c.q = c.q[1:]
@@ -337,6 +448,7 @@ func (c *conn) flush() {
 			break
 		}
 		c.storedPending = false
+		c.storedFirst = false
 		gen := c.storeGen
 		c.mu.Unlock()
 		msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
@@ -359,6 +471,7 @@ func (c *conn) flush() {
 		}
 	}
 	c.writing = false
+	c.room.Broadcast()
 	c.mu.Unlock()
 }
 
@@ -442,14 +555,69 @@ func (c *conn) ping() {
 		c.mu.Unlock()
 		return
 	}
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	ended := c.dead || c.closing
+	c.mu.Unlock()
+	if ended {
 		return
-	default:
 	}
 	c.log.Info("no pong within the ping timeout: disconnecting", "timeout", c.s.cfg.PingTimeout)
 	c.s.unregister(c)
 	c.closeNow()
+}
+
+// opClose is the WebSocket close frame's opcode (RFC 6455 §5.5.1).
+const opClose = 8
+
+// shutdown ends the connection when the relay closes, without losing the
+// frames the client sends before it sees the close: the flusher stops
+// (what is still queued is stored at teardown), a close frame (1001) is
+// written, and the reader goes on handling frames until the client's close
+// arrives, or closeGrace passes without a frame (shutdownMax at most). A
+// connection that is not serving yet is
+// closed at once.
+//
+// The close frame is written as a message of the close opcode through
+// websocket.Conn.Write rather than with websocket.Conn.Close, whose close
+// handshake reads and discards every frame that arrives before the peer's
+// close.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	if !c.serving || c.dead {
+		c.mu.Unlock()
+		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+		return
+	}
+	c.closing = true
+	c.pingTimer.Stop()
+	c.room.Broadcast()
+	// A write blocked on a client that does not read is cut short.
+	stuck := time.AfterFunc(closeGrace, c.hardClose)
+	for c.writing {
+		c.room.Wait()
+	}
+	stuck.Stop()
+	broken := c.broken || c.dead
+	if !broken {
+		c.shutdownAt = time.Now()
+		c.drain = time.AfterFunc(closeGrace, c.hardClose)
+		c.draining.Store(true)
+	}
+	c.mu.Unlock()
+	if broken {
+		return
+	}
+	reason := "relay shutting down"
+	p := make([]byte, 2+len(reason))
+	p[0], p[1] = byte(websocket.StatusGoingAway>>8), byte(websocket.StatusGoingAway&0xff)
+	copy(p[2:], reason)
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	err := c.ws.Write(ctx, websocket.MessageType(opClose), p)
+	cancel()
+	if err != nil {
+		c.log.Debug("writing the close frame failed", "error", err)
+		c.hardClose()
+	}
 }
 
 // presence returns the client's status and last activity.

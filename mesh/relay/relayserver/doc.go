@@ -66,11 +66,30 @@
 // acknowledged (PROTOCOL.md §5.7). Expired messages are never delivered and
 // are deleted every Config.PurgeInterval.
 //
-// Each connection has a queue of Config.OutboundQueue frames drained by its
-// own writer, so a client that stops reading slows no one else. A message
-// that finds its recipient's queue full goes to the store instead of being
+// Each connection has a queue of Config.OutboundQueue frames drained by a
+// writer of its own (a goroutine that runs only while there is something to
+// write), so a client that stops reading slows no one else. A message that
+// finds its recipient's queue full goes to the store instead of being
 // dropped, as do messages still queued when a connection ends; the writer
-// pushes stored messages whenever its queue has drained.
+// pushes stored messages whenever its queue has drained. Once a message for
+// a connected recipient has gone to the store, the later ones follow it
+// there until the writer has pushed the stored backlog, so a recipient gets
+// each sender's messages in the order they were sent; a new connection
+// likewise gets its stored messages before any live one.
+//
+// # Shutdown
+//
+// Server.Close stops taking connections and sends each client a close
+// frame (1001), then keeps reading and handling what the client sent before
+// it saw that frame, until the client's close arrives, or a second passes
+// without a frame (ten seconds at most); sends among those frames are
+// stored. So every frame a client wrote before it read the relay's close
+// is handled, provided the client keeps reading (as the WebSocket close
+// handshake requires) and its frames keep coming within those bounds.
+// Independently of shutdown, a client that sends a ping frame
+// ({"type":"ping"}) and gets its pong knows that the relay handled every
+// frame it sent before the ping: frames are handled in order, stores are
+// synced before the next frame is read.
 //
 // # Presence
 //

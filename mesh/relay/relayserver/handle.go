@@ -15,6 +15,10 @@ import (
 // stays open.
 func (c *conn) handleFrame(data []byte) bool {
 	now := c.s.now()
+	if f, ok := parseSendFast(data); ok {
+		c.handleSend(f, now)
+		return true
+	}
 	f, err := protocol.ParseClientFrame(data)
 	if err != nil {
 		if c.allow(kindControl, now) {

@@ -268,10 +268,13 @@ func (s *Server) lookup(amid protocol.AMID) *conn {
 }
 
 // Close stops accepting connections, closes every open connection (status
-// 1001) and waits until each has finished, then stops the sweeper. Messages
-// still queued for a connection are moved to the store first, so close the
-// Store only after Close returns. Close is idempotent and always returns
-// nil.
+// 1001) and waits until each has finished, then stops the sweeper. Each
+// authenticated connection stops writing, sends its close frame and goes
+// on handling the frames the client sent before it saw the close, until
+// the client's close frame arrives, or a second passes without a frame
+// (ten seconds at most); sends among them are stored, as every recipient
+// is closing. Messages still queued for a connection are moved to the
+// store too, so close the Store only after Close returns. Close is idempotent and always returns nil.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -283,7 +286,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		for _, c := range conns {
-			go c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+			go c.shutdown()
 		}
 		s.handlers.Wait()
 		<-s.sweeperDone

@@ -95,3 +95,47 @@ func TestOrderAcrossSpill(t *testing.T) {
 		t.Errorf("after the backlog: got %#v, want a live delivery", got)
 	}
 }
+
+// TestStalledReaderSmallFrames checks that frames small enough to be
+// written by the sender's own goroutine never hold the sender up when the
+// recipient stops reading: once the recipient's socket backs up they are
+// queued, then stored, and all arrive in order when it reads again.
+func TestStalledReaderSmallFrames(t *testing.T) {
+	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
+		c.OutboundQueue = 4
+		c.MaxQueuedPerRecipient = 5000
+		c.MaxQueuedPerSenderPerRecipient = 5000
+		c.Limits.SendsPerMinute = -1
+	}, smallSendBuffers)
+	a, stalled, b := newAgent(t), newAgent(t), newAgent(t)
+	ca, cs, cb := r.connect(t, a), r.connectWith(t, stalled, smallBuffers()), r.connect(t, b)
+
+	payload := func(i int) string {
+		return fmt.Sprintf("%05d", i) + strings.Repeat("s", directWriteMax/2)
+	}
+	n := 0
+	for r.store.count(t, stalled.amid) == 0 {
+		ca.sendTo(stalled, payload(n))
+		n++
+		if n%8 == 0 {
+			// Returns only once the relay handled every send, which a
+			// write blocked on the stalled socket would prevent.
+			if extra := ca.sync(); len(extra) != 0 {
+				t.Fatalf("sender got %#v", extra)
+			}
+		}
+		if n == 5000 {
+			t.Fatal("5000 messages and the recipient never stalled")
+		}
+	}
+	ca.sendTo(b, "not held up")
+	if got := cb.expectReceive(); got.EncryptedPayload != "not held up" {
+		t.Fatalf("b got %q", got.EncryptedPayload)
+	}
+	for i := range n {
+		m := cs.expectReceive()
+		if want := fmt.Sprintf("%05d", i); m.EncryptedPayload[:5] != want {
+			t.Fatalf("got message %.5s, want %s", m.EncryptedPayload, want)
+		}
+	}
+}
