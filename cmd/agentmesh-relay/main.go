@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,15 +16,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/agentmesh/agentmesh-go/internal/safefile"
+	"github.com/agentmesh/agentmesh-go/internal/servercmd"
 	"github.com/agentmesh/agentmesh-go/mesh/relay/relayserver"
 )
 
@@ -66,7 +63,7 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	home, homeErr := agentmeshHome(getenv)
+	home, homeErr := servercmd.Home(getenv)
 	var o options
 	fs := flag.NewFlagSet("agentmesh-relay", flag.ContinueOnError)
 	// Parse errors are reported below, in the Error/Hint form.
@@ -123,7 +120,7 @@ Endpoints:
 		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-relay --log-level info\n", o.logLevel)
 		return exitUsage
 	}
-	if homeErr != nil && !flagSet(fs, "store") {
+	if homeErr != nil && !servercmd.FlagSet(fs, "store") {
 		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --store sqlite:///path/to/relay.db\n", homeErr)
 		return exitError
 	}
@@ -145,41 +142,9 @@ Endpoints:
 	return exitOK
 }
 
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-// agentmeshHome is $AGENTMESH_HOME, or ~/.agentmesh.
-func agentmeshHome(getenv func(string) string) (string, error) {
-	home := getenv("AGENTMESH_HOME")
-	if home == "" {
-		user, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("cannot find the home directory: %w", err)
-		}
-		home = filepath.Join(user, ".agentmesh")
-	}
-	return filepath.Abs(home)
-}
-
 func serve(ctx context.Context, o options, log hclog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	path := strings.TrimPrefix(o.store, "sqlite://")
-	if strings.HasPrefix(path, "/./") {
-		path = path[1:]
-	}
-	// A missing store directory is created private; an existing one is the
-	// operator's to arrange.
-	if dir := filepath.Dir(path); dir != "" {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			if err := safefile.MkdirAll(dir); err != nil {
-				return fmt.Errorf("store directory: %w", err)
-			}
-		}
+	if err := servercmd.PrepareSQLite(o.store); err != nil {
+		return err
 	}
 	store, err := relayserver.OpenStore(ctx, o.store)
 	if err != nil {
@@ -187,64 +152,18 @@ func serve(ctx context.Context, o options, log hclog.Logger) error {
 	}
 	defer store.Close()
 
-	var tlsConfig *tls.Config
-	if o.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return fmt.Errorf("TLS certificate: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-
 	srv, err := relayserver.New(relayserver.Config{Store: store, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{
-		TLSConfig: tlsConfig,
-		Handler:   srv,
+	return servercmd.Serve(ctx, servercmd.Server{
+		Name: "relay", Listen: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey,
+		Scheme: "ws", Path: "/v1/connect", Handler: srv, Logger: log,
 		// No read or write timeout: relay connections live for hours and
-		// are kept alive by pings.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
-	scheme := "ws"
-	if o.tlsCert != "" {
-		scheme = "wss"
-	}
-	log.Info("relay listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/v1/connect",
-		"store", path)
-
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Shutdown stops the listener and waits for plain HTTP requests; the
-	// WebSocket connections are the relay's, closed by srv.Close.
-	shutdownErr := hs.Shutdown(shutdownCtx)
-	srv.Close()
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return shutdownErr
+		// are kept alive by pings. Shutdown waits only for plain HTTP
+		// requests; the WebSocket connections are the relay's to close.
+		HTTP: func(hs *http.Server) { hs.MaxHeaderBytes = 16 << 10 },
+		Stop: func() { srv.Close() },
+	})
 }
