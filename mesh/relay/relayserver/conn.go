@@ -32,8 +32,8 @@ import (
 // Once a message for the client has gone to the store while it was
 // connected (spilling), every later message for it goes to the store too,
 // until the flusher has pushed the stored backlog; then live delivery
-// resumes. A new connection gets the messages stored for it before anything
-// queued. The recipient thus sees each sender's messages in the order they
+// resumes. A new connection gets the messages stored for it before it was
+// registered ahead of anything queued, and those it spilled since after. The recipient thus sees each sender's messages in the order they
 // were sent.
 type conn struct {
 	s   *Server
@@ -74,11 +74,15 @@ type conn struct {
 	// storedFirst: the messages stored before the connection was
 	// registered are pushed before anything queued.
 	storedFirst bool
-	spilling    bool
-	storing     int    // messages being stored because of spilling
-	storeGen    uint64 // counts the stores finished while spilling
-	pingTimer   *time.Timer
-	bg          sync.WaitGroup // flusher and ping
+	// spilledEarly holds the ids of the messages spilled while storedFirst
+	// was set: they were sent after the ones queued, so the first push
+	// leaves them for a later one, after the queue.
+	spilledEarly map[string]struct{}
+	spilling     bool
+	storing      int    // messages being stored because of spilling
+	storeGen     uint64 // counts the stores finished while spilling
+	pingTimer    *time.Timer
+	bg           sync.WaitGroup // flusher and ping
 
 	status       protocol.PresenceStatus
 	lastActivity time.Time
@@ -117,6 +121,12 @@ func (c *conn) serve() {
 	if !c.authenticate() {
 		return
 	}
+	// From registration on, messages for the client may be queued or
+	// spilled: what the store holds already is pushed first, and what is
+	// spilled from now until then is told apart (see offer).
+	c.mu.Lock()
+	c.storedFirst = true
+	c.mu.Unlock()
 	if !c.s.register(c) {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
 		return
@@ -131,7 +141,6 @@ func (c *conn) serve() {
 		c.mu.Lock()
 		c.writing = false
 		c.storedPending = true
-		c.storedFirst = true
 		c.pingTimer = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
 		c.serving = true
 		c.kickLocked()
@@ -380,6 +389,15 @@ func (c *conn) offer(it outItem) deliverResult {
 	}
 	c.spilling = true
 	c.storing++
+	if c.storedFirst && it.msg != nil {
+		if it.msg.ID == "" {
+			it.msg.ID = newUUID()
+		}
+		if c.spilledEarly == nil {
+			c.spilledEarly = make(map[string]struct{})
+		}
+		c.spilledEarly[it.msg.ID] = struct{}{}
+	}
 	return mustStore
 }
 
@@ -448,21 +466,35 @@ func (c *conn) flush() {
 			break
 		}
 		c.storedPending = false
-		c.storedFirst = false
+		first := c.storedFirst
 		gen := c.storeGen
 		c.mu.Unlock()
 		msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
-		ok := true
+		ok, deferred := true, false
 		if err != nil {
 			c.log.Error("reading stored messages failed", "error", err)
 		} else {
-			ok = c.pushStored(msgs)
+			ok, deferred = c.pushStored(msgs, first)
 		}
 		c.mu.Lock()
+		if first {
+			// Messages spilled from now on follow the queue anyway.
+			c.storedFirst = false
+			if c.spilledEarly != nil {
+				deferred = true
+				c.spilledEarly = nil
+			}
+		}
 		if !ok {
 			c.broken = true
 			c.room.Broadcast()
 			break
+		}
+		if deferred {
+			// Spilled messages wait behind the queue: push them once it
+			// has drained, and stay spilling until then.
+			c.storedPending = true
+			continue
 		}
 		if err == nil && c.spilling && c.storing == 0 && c.storeGen == gen {
 			// Everything stored so far has been pushed: back to live
@@ -476,10 +508,19 @@ func (c *conn) flush() {
 }
 
 // pushStored writes the stored messages not yet delivered on this
-// connection, with their message ids.
-func (c *conn) pushStored(msgs []*storedMessage) bool {
+// connection, with their message ids. On the first push (first) it leaves
+// out the messages spilled before it, which come after the queue; deferred
+// reports whether it left any out.
+func (c *conn) pushStored(msgs []*storedMessage, first bool) (ok, deferred bool) {
 	for _, m := range msgs {
 		c.mu.Lock()
+		if first {
+			if _, early := c.spilledEarly[m.ID]; early {
+				c.mu.Unlock()
+				deferred = true
+				continue
+			}
+		}
 		_, seen := c.pushed[m.ID]
 		if !seen {
 			if c.pushed == nil {
@@ -497,10 +538,10 @@ func (c *conn) pushStored(msgs []*storedMessage) bool {
 			continue
 		}
 		if !c.write(outItem{data: b}) {
-			return false
+			return false, deferred
 		}
 	}
-	return true
+	return true, deferred
 }
 
 // write sends one frame. If the socket fails, a live message is stored and

@@ -154,7 +154,9 @@ func (c *conn) handleSend(f protocol.Send, now time.Time) {
 			spillTo = rc
 		}
 	}
-	m.ID = newUUID()
+	if m.ID == "" { // offer may have named it already
+		m.ID = newUUID()
+	}
 	err := c.s.store.put(context.Background(), m, now, c.s.cfg.MaxQueuedPerRecipient, c.s.cfg.MaxQueuedPerSenderPerRecipient)
 	if spillTo != nil {
 		spillTo.storeDone()

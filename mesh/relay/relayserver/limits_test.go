@@ -26,7 +26,7 @@ func TestSendRateLimit(t *testing.T) {
 	}
 	for i := range DefaultSendsPerMinute {
 		if got := cb.expectReceive(); got.EncryptedPayload != fmt.Sprint(i) {
-			t.Fatalf("message %d: got %q", i, got.EncryptedPayload)
+			t.Fatalf("message %d: got %q id=%q", i, got.EncryptedPayload, got.MessageID)
 		}
 	}
 

@@ -139,3 +139,68 @@ func TestStalledReaderSmallFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderSpillBeforeFirstPush checks that messages that overflow a new
+// connection's queue before the flusher's first look at the store come
+// after the queued ones: the first push is for the messages stored before
+// the connection was registered, not for those it spilled since.
+func TestOrderSpillBeforeFirstPush(t *testing.T) {
+	const queue = 4
+	r := startRelay(t, func(c *Config) {
+		c.OutboundQueue = queue
+		c.Limits.SendsPerMinute = -1
+	})
+	a, b := newAgent(t), newAgent(t)
+	ca := r.connect(t, a)
+	ca.sendTo(b, "stored before b connected")
+	ca.sync()
+	cb := r.connect(t, b)
+	if m := cb.expectReceive(); m.EncryptedPayload != "stored before b connected" || m.MessageID == "" {
+		t.Fatalf("b got %#v, want the stored message", m)
+	}
+
+	// Put b's connection back in the state it has between registering and
+	// the flusher's first read of the store, with a stored message not yet
+	// pushed: no flusher may start, and the stored messages go first.
+	rb := r.srv.lookup(b.amid)
+	waitFor(t, "b's first flush to end", func() bool {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return !rb.writing && !rb.spilling
+	})
+	rb.mu.Lock()
+	rb.pushed = nil
+	rb.writing, rb.storedFirst, rb.storedPending = true, true, true
+	rb.mu.Unlock()
+
+	const n = queue + 3
+	for i := range n {
+		ca.sendTo(b, fmt.Sprint(i))
+	}
+	if extra := ca.sync(); len(extra) != 0 {
+		t.Fatalf("sender got %#v", extra)
+	}
+	if got := r.store.count(t, b.amid); got != 1+n-queue {
+		t.Fatalf("%d messages stored, want %d", got, 1+n-queue)
+	}
+	rb.mu.Lock()
+	rb.writing = false
+	rb.kickLocked()
+	rb.mu.Unlock()
+
+	if m := cb.expectReceive(); m.EncryptedPayload != "stored before b connected" {
+		t.Fatalf("first push: got %q, want the message stored before b connected", m.EncryptedPayload)
+	}
+	for i := range n {
+		m := cb.expectReceive()
+		if m.EncryptedPayload != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %q", i, m.EncryptedPayload)
+		}
+		if stored := m.MessageID != ""; stored != (i >= queue) {
+			t.Errorf("message %d: stored=%v, want %v", i, stored, i >= queue)
+		}
+	}
+	if extra := cb.sync(); len(extra) != 0 {
+		t.Errorf("b got more: %#v", extra)
+	}
+}
