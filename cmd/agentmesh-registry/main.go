@@ -46,13 +46,6 @@ Examples:
 Flags:
 `
 
-// exit codes
-const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-)
-
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
 }
@@ -103,33 +96,27 @@ Environment:
 	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+			return servercmd.ExitOK
 		}
-		return exitUsage
+		return servercmd.ExitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "Error: unexpected argument %q\nHint: agentmesh-registry --help\n", fs.Arg(0))
-		return exitUsage
+	if !servercmd.CheckArgs(stderr, "agentmesh-registry", fs, o.tlsCert, o.tlsKey) {
+		return servercmd.ExitUsage
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		fmt.Fprintf(stderr, "Error: --tls-cert and --tls-key go together\nHint: agentmesh-registry --tls-cert cert.pem --tls-key key.pem\n")
-		return exitUsage
-	}
-	level := hclog.LevelFromString(o.logLevel)
-	if level == hclog.NoLevel {
-		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-registry --log-level info\n", o.logLevel)
-		return exitUsage
+	level, ok := servercmd.ParseLevel(stderr, "agentmesh-registry", o.logLevel)
+	if !ok {
+		return servercmd.ExitUsage
 	}
 	if dataErr != nil && (!servercmd.FlagSet(fs, "database") || !servercmd.FlagSet(fs, "root-ca")) {
 		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --database and --root-ca\n", dataErr)
-		return exitError
+		return servercmd.ExitError
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "registry", Level: level, JSONFormat: o.logJSON, Output: stderr})
 	if err := serve(ctx, o, getenv, log); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
+		return servercmd.ExitError
 	}
-	return exitOK
+	return servercmd.ExitOK
 }
 
 func serve(ctx context.Context, o options, getenv func(string) string, log hclog.Logger) error {

@@ -1,94 +1,35 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/servercmd"
+	"github.com/agentmesh/agentmesh-go/internal/servercmd/servercmdtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
 
-// buildBinary compiles the command once per test binary run.
-func buildBinary(t *testing.T) string {
+// start runs the registry with its state under home and returns its API
+// root once it listens.
+func start(t *testing.T, bin, home string, args ...string) (base string, p *servercmdtest.Process) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "agentmesh-registry")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-var listenRE = regexp.MustCompile(`registry listening: addr=(\S+)`)
-
-// start runs the registry and returns its API root once it listens.
-func start(t *testing.T, bin, home string, args ...string) (base string, cmd *exec.Cmd, done <-chan error) {
-	t.Helper()
-	cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "AGENTMESH_HOME="+home, "DATABASE_URL=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			t.Log(sc.Text())
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	d := make(chan error, 1)
-	go func() { d <- cmd.Wait() }()
-	select {
-	case a := <-addr:
-		return "http://" + a + "/v1", cmd, d
-	case err := <-d:
-		t.Fatalf("registry exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("registry did not start listening")
-	}
-	return "", nil, nil
-}
-
-func stop(t *testing.T, cmd *exec.Cmd, done <-chan error) {
-	t.Helper()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("registry exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("registry did not stop on SIGTERM")
-	}
+	p = servercmdtest.Start(t, bin, []string{"AGENTMESH_HOME=" + home, "DATABASE_URL="}, args...)
+	return "http://" + p.Addr + "/v1", p
 }
 
 func TestRegistryBinaryServesAndKeepsState(t *testing.T) {
-	bin := buildBinary(t)
+	bin := servercmdtest.BuildBinary(t, ".")
 	home := filepath.Join(t.TempDir(), "home")
 	ctx := context.Background()
 
-	base, cmd, done := start(t, bin, home)
+	base, p := start(t, bin, home)
 	c, err := registry.NewClient(base)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +47,7 @@ func TestRegistryBinaryServesAndKeepsState(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	stop(t, cmd, done)
+	p.Stop(t)
 
 	// State is private on disk.
 	for path, want := range map[string]os.FileMode{
@@ -133,7 +74,7 @@ func TestRegistryBinaryServesAndKeepsState(t *testing.T) {
 	}
 
 	// A restart serves the same agents and the same root CA.
-	base, cmd, done = start(t, bin, home)
+	base, p = start(t, bin, home)
 	c, _ = registry.NewClient(base)
 	got, err := c.Lookup(ctx, string(signer.AMID))
 	if err != nil || got.AMID != string(signer.AMID) || len(got.Capabilities) != 1 {
@@ -144,11 +85,11 @@ func TestRegistryBinaryServesAndKeepsState(t *testing.T) {
 		t.Fatalf("roots after restart = %d, %v; want the one root", len(roots), err)
 	}
 	first := roots[0]
-	stop(t, cmd, done)
+	p.Stop(t)
 
 	// Rotation publishes a new root first and keeps the old one.
-	base, cmd, done = start(t, bin, home, "--rotate-root-ca")
-	defer stop(t, cmd, done)
+	base, p = start(t, bin, home, "--rotate-root-ca")
+	defer p.Stop(t)
 	c, _ = registry.NewClient(base)
 	roots, err = c.CACertificates(ctx)
 	if err != nil || len(roots) != 2 {
@@ -172,12 +113,12 @@ func TestRegistryBinaryFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--help"}, exitOK, "Examples:"},
-		{[]string{"--no-such-flag"}, exitUsage, "flag provided but not defined"},
-		{[]string{"extra"}, exitUsage, `unexpected argument "extra"`},
-		{[]string{"--tls-cert", "c.pem"}, exitUsage, "--tls-cert and --tls-key go together"},
-		{[]string{"--log-level", "loud"}, exitUsage, `unknown log level "loud"`},
-		{[]string{"--database", "mysql://x"}, exitError, "unsupported database"},
+		{[]string{"--help"}, servercmd.ExitOK, "Examples:"},
+		{[]string{"--no-such-flag"}, servercmd.ExitUsage, "flag provided but not defined"},
+		{[]string{"extra"}, servercmd.ExitUsage, `unexpected argument "extra"`},
+		{[]string{"--tls-cert", "c.pem"}, servercmd.ExitUsage, "--tls-cert and --tls-key go together"},
+		{[]string{"--log-level", "loud"}, servercmd.ExitUsage, `unknown log level "loud"`},
+		{[]string{"--database", "mysql://x"}, servercmd.ExitError, "unsupported database"},
 	} {
 		var out strings.Builder
 		code := run(context.Background(), tc.args, getenv, &out)

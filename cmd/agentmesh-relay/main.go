@@ -44,13 +44,6 @@ Examples:
 Flags:
 `
 
-// Exit codes.
-const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-)
-
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
 }
@@ -93,36 +86,30 @@ Endpoints:
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage()
-			return exitOK
+			return servercmd.ExitOK
 		}
 		fmt.Fprintf(stderr, "Error: %v\nHint: agentmesh-relay --help\n", err)
-		return exitUsage
+		return servercmd.ExitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "Error: unexpected argument %q\nHint: agentmesh-relay --help\n", fs.Arg(0))
-		return exitUsage
-	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		fmt.Fprintf(stderr, "Error: --tls-cert and --tls-key go together\nHint: agentmesh-relay --tls-cert cert.pem --tls-key key.pem\n")
-		return exitUsage
+	if !servercmd.CheckArgs(stderr, "agentmesh-relay", fs, o.tlsCert, o.tlsKey) {
+		return servercmd.ExitUsage
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		fmt.Fprintf(stderr, "Error: --listen %q: want host:port\nHint: agentmesh-relay --listen 127.0.0.1:8765\n", o.listen)
-		return exitUsage
+		return servercmd.ExitUsage
 	}
 	if !strings.HasPrefix(o.store, "sqlite://") {
 		fmt.Fprintf(stderr, "Error: --store %q: want sqlite:///path/to/relay.db\nHint: agentmesh-relay --store sqlite://%s\n",
 			o.store, filepath.Join(os.TempDir(), "relay.db"))
-		return exitUsage
+		return servercmd.ExitUsage
 	}
-	level := hclog.LevelFromString(o.logLevel)
-	if level == hclog.NoLevel {
-		fmt.Fprintf(stderr, "Error: unknown log level %q\nHint: agentmesh-relay --log-level info\n", o.logLevel)
-		return exitUsage
+	level, ok := servercmd.ParseLevel(stderr, "agentmesh-relay", o.logLevel)
+	if !ok {
+		return servercmd.ExitUsage
 	}
 	if homeErr != nil && !servercmd.FlagSet(fs, "store") {
 		fmt.Fprintf(stderr, "Error: %v\nHint: set AGENTMESH_HOME, or pass --store sqlite:///path/to/relay.db\n", homeErr)
-		return exitError
+		return servercmd.ExitError
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "relay", Level: level, JSONFormat: o.logJSON, Output: stderr})
 	if err := serve(ctx, o, log); err != nil {
@@ -137,9 +124,9 @@ Endpoints:
 		if hint != "" {
 			fmt.Fprintf(stderr, "Hint: %s\n", hint)
 		}
-		return exitError
+		return servercmd.ExitError
 	}
-	return exitOK
+	return servercmd.ExitOK
 }
 
 func serve(ctx context.Context, o options, log hclog.Logger) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -13,123 +12,21 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/agentmesh/agentmesh-go/internal/servercmd"
+	"github.com/agentmesh/agentmesh-go/internal/servercmd/servercmdtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
-
-var binary struct {
-	once sync.Once
-	path string
-	err  error
-	dir  string
-}
-
-// buildBinary compiles the command once per test run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		binary.dir, binary.err = os.MkdirTemp("", "agentmesh-relay-test")
-		if binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "agentmesh-relay")
-		cmd := exec.Command("go", "build", "-o", binary.path, ".")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
-	os.Exit(code)
-}
-
-var listenRE = regexp.MustCompile(`relay listening: addr=(\S+)`)
-
-// relayProcess is a running agentmesh-relay.
-type relayProcess struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan error
-}
-
-// start runs the relay with args and returns once it listens.
-func start(t *testing.T, env []string, args ...string) *relayProcess {
-	t.Helper()
-	cmd := exec.Command(buildBinary(t), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			t.Log(sc.Text())
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	p := &relayProcess{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	select {
-	case p.addr = <-addr:
-		return p
-	case err := <-p.done:
-		t.Fatalf("relay exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("relay did not start listening")
-	}
-	return nil
-}
-
-// stop sends SIGTERM and checks that the relay exits cleanly.
-func (p *relayProcess) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("relay exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("relay did not stop on SIGTERM")
-	}
-}
 
 // agentConn is an authenticated WebSocket connection to the relay.
 type agentConn struct {
@@ -224,16 +121,17 @@ func TestRestartDeliversOnce(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	store := "sqlite://" + filepath.Join(t.TempDir(), "queue", "relay.db")
 	env := []string{"AGENTMESH_HOME=" + home}
-	p := start(t, env, "--store", store)
+	bin := servercmdtest.BuildBinary(t, ".")
+	p := servercmdtest.Start(t, bin, env, "--store", store)
 	sender, recipient := newAgent(t), newAgent(t)
-	cs := connect(t, "ws://"+p.addr+"/v1/connect", sender, nil)
+	cs := connect(t, "ws://"+p.Addr+"/v1/connect", sender, nil)
 	want := []string{"first", "second", "third"}
 	for _, m := range want {
 		cs.send(protocol.Send{To: recipient.amid, EncryptedPayload: m, MessageType: protocol.MessageTypeMessage})
 	}
 	cs.sync()
 	cs.ws.Close(websocket.StatusNormalClosure, "")
-	p.stop(t)
+	p.Stop(t)
 
 	dir := filepath.Dir(strings.TrimPrefix(store, "sqlite://"))
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
@@ -243,8 +141,8 @@ func TestRestartDeliversOnce(t *testing.T) {
 		t.Errorf("store file: %v, mode %v", err, fi.Mode().Perm())
 	}
 
-	p = start(t, env, "--store", store)
-	url := "ws://" + p.addr + "/v1/connect"
+	p = servercmdtest.Start(t, bin, env, "--store", store)
+	url := "ws://" + p.Addr + "/v1/connect"
 	cr := connect(t, url, recipient, nil)
 	if cr.connected.PendingMessages != len(want) {
 		t.Errorf("pending_messages = %d, want %d", cr.connected.PendingMessages, len(want))
@@ -258,25 +156,25 @@ func TestRestartDeliversOnce(t *testing.T) {
 	}
 	cr.sync()
 	cr.ws.Close(websocket.StatusNormalClosure, "")
-	p.stop(t)
+	p.Stop(t)
 
-	p = start(t, env, "--store", store)
-	cr = connect(t, "ws://"+p.addr+"/v1/connect", recipient, nil)
+	p = servercmdtest.Start(t, bin, env, "--store", store)
+	cr = connect(t, "ws://"+p.Addr+"/v1/connect", recipient, nil)
 	if cr.connected.PendingMessages != 0 {
 		t.Errorf("pending_messages after acknowledging = %d", cr.connected.PendingMessages)
 	}
 	cr.sync()
 	cr.ws.Close(websocket.StatusNormalClosure, "")
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestDefaultStoreAndHealth checks the default store under AGENTMESH_HOME,
 // created private, and the health endpoints.
 func TestDefaultStoreAndHealth(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
-	p := start(t, []string{"AGENTMESH_HOME=" + home})
+	p := servercmdtest.Start(t, servercmdtest.BuildBinary(t, "."), []string{"AGENTMESH_HOME=" + home})
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get("http://" + p.addr + path)
+		resp, err := http.Get("http://" + p.Addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +185,7 @@ func TestDefaultStoreAndHealth(t *testing.T) {
 			t.Errorf("%s: %d %v", path, resp.StatusCode, body)
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 	for path, want := range map[string]os.FileMode{
 		filepath.Join(home, "relay"):             0o700,
 		filepath.Join(home, "relay", "relay.db"): 0o600,
@@ -306,12 +204,12 @@ func TestDefaultStoreAndHealth(t *testing.T) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	p := start(t, []string{"AGENTMESH_HOME=" + filepath.Join(dir, "home")}, "--tls-cert", certFile, "--tls-key", keyFile)
+	p := servercmdtest.Start(t, servercmdtest.BuildBinary(t, "."), []string{"AGENTMESH_HOME=" + filepath.Join(dir, "home")}, "--tls-cert", certFile, "--tls-key", keyFile)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	c := connect(t, "wss://"+p.addr+"/v1/connect", newAgent(t), &websocket.DialOptions{HTTPClient: client})
+	c := connect(t, "wss://"+p.Addr+"/v1/connect", newAgent(t), &websocket.DialOptions{HTTPClient: client})
 	c.sync()
 	c.ws.Close(websocket.StatusNormalClosure, "")
-	p.stop(t)
+	p.Stop(t)
 }
 
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
@@ -360,16 +258,16 @@ func TestUsage(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"help", []string{"--help"}, exitOK, []string{"Usage: agentmesh-relay", "Examples:", "--store", "AGENTMESH_HOME"}},
-		{"unknown flag", []string{"--bogus"}, exitUsage, []string{"Error: flag provided but not defined: -bogus", "Hint: agentmesh-relay --help"}},
-		{"extra argument", []string{"serve"}, exitUsage, []string{`Error: unexpected argument "serve"`, "Hint:"}},
-		{"lone TLS cert", []string{"--tls-cert", "c.pem"}, exitUsage, []string{"Error: --tls-cert and --tls-key go together", "Hint:"}},
-		{"bad listen", []string{"--listen", "8765"}, exitUsage, []string{`Error: --listen "8765"`, "Hint: agentmesh-relay --listen"}},
-		{"bad store", []string{"--store", "postgres://db/relay"}, exitUsage, []string{"Error: --store", "Hint: agentmesh-relay --store sqlite://"}},
-		{"bad log level", []string{"--log-level", "loud"}, exitUsage, []string{`Error: unknown log level "loud"`, "Hint:"}},
+		{"help", []string{"--help"}, servercmd.ExitOK, []string{"Usage: agentmesh-relay", "Examples:", "--store", "AGENTMESH_HOME"}},
+		{"unknown flag", []string{"--bogus"}, servercmd.ExitUsage, []string{"Error: flag provided but not defined: -bogus", "Hint: agentmesh-relay --help"}},
+		{"extra argument", []string{"serve"}, servercmd.ExitUsage, []string{`Error: unexpected argument "serve"`, "Hint:"}},
+		{"lone TLS cert", []string{"--tls-cert", "c.pem"}, servercmd.ExitUsage, []string{"Error: --tls-cert and --tls-key go together", "Hint:"}},
+		{"bad listen", []string{"--listen", "8765"}, servercmd.ExitUsage, []string{`Error: --listen "8765"`, "Hint: agentmesh-relay --listen"}},
+		{"bad store", []string{"--store", "postgres://db/relay"}, servercmd.ExitUsage, []string{"Error: --store", "Hint: agentmesh-relay --store sqlite://"}},
+		{"bad log level", []string{"--log-level", "loud"}, servercmd.ExitUsage, []string{`Error: unknown log level "loud"`, "Hint:"}},
 		{"missing TLS files", []string{"--listen", "127.0.0.1:0", "--store", "sqlite://" + filepath.Join(dir, "r.db"),
-			"--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none.key")}, exitError, []string{"Error: TLS certificate:"}},
-		{"store in a file", []string{"--listen", "127.0.0.1:0", "--store", "sqlite://" + filepath.Join(os.Args[0], "r.db")}, exitError, []string{"Error:"}},
+			"--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none.key")}, servercmd.ExitError, []string{"Error: TLS certificate:"}},
+		{"store in a file", []string{"--listen", "127.0.0.1:0", "--store", "sqlite://" + filepath.Join(os.Args[0], "r.db")}, servercmd.ExitError, []string{"Error:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,7 +301,7 @@ func TestAddressInUse(t *testing.T) {
 	dir := t.TempDir()
 	code := run(context.Background(), []string{"--listen", ln.Addr().String(), "--store", "sqlite://" + filepath.Join(dir, "r.db")},
 		func(string) string { return dir }, &stderr)
-	if code != exitError || !strings.Contains(stderr.String(), "address already in use") || !strings.Contains(stderr.String(), "Hint:") {
+	if code != servercmd.ExitError || !strings.Contains(stderr.String(), "address already in use") || !strings.Contains(stderr.String(), "Hint:") {
 		t.Errorf("exit %d:\n%s", code, stderr.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agentmesh/agentmesh-go/internal/safefile"
+)
+
+// Exit codes of the server commands.
+const (
+	ExitOK    = 0 // served and stopped cleanly, or printed help
+	ExitError = 1 // failed while starting or serving
+	ExitUsage = 2 // wrong flags or arguments
 )
 
 // Home is the AgentMesh state directory: $AGENTMESH_HOME, or ~/.agentmesh,
@@ -143,4 +151,32 @@ func Serve(ctx context.Context, s Server) error {
 		return err
 	}
 	return shutdownErr
+}
+
+// CheckArgs reports on w, as "Error: …" and "Hint: …" lines naming the
+// command cmd, the mistakes both server commands look for after parsing
+// fs: a positional argument, and one of --tls-cert and --tls-key without
+// the other. It reports whether there was none.
+func CheckArgs(w io.Writer, cmd string, fs *flag.FlagSet, tlsCert, tlsKey string) bool {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(w, "Error: unexpected argument %q\nHint: %s --help\n", fs.Arg(0), cmd)
+		return false
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		fmt.Fprintf(w, "Error: --tls-cert and --tls-key go together\nHint: %s --tls-cert cert.pem --tls-key key.pem\n", cmd)
+		return false
+	}
+	return true
+}
+
+// ParseLevel turns the --log-level value into an hclog level, or reports
+// an unknown one on w in the Error/Hint form naming the command cmd and
+// returns false.
+func ParseLevel(w io.Writer, cmd, logLevel string) (hclog.Level, bool) {
+	level := hclog.LevelFromString(logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(w, "Error: unknown log level %q\nHint: %s --log-level info\n", logLevel, cmd)
+		return level, false
+	}
+	return level, true
 }

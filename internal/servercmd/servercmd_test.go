@@ -1,9 +1,13 @@
 package servercmd
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 func TestHome(t *testing.T) {
@@ -52,5 +56,36 @@ func TestPrepareSQLite(t *testing.T) {
 	// Other databases are not touched.
 	if err := PrepareSQLite("postgres://localhost/db"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckArgsAndParseLevel(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		cert, key string
+		ok        bool
+		want      string
+	}{
+		{nil, "", "", true, ""},
+		{nil, "c.pem", "k.pem", true, ""},
+		{[]string{"extra"}, "", "", false, "Error: unexpected argument \"extra\"\nHint: cmd --help\n"},
+		{nil, "c.pem", "", false, "Error: --tls-cert and --tls-key go together\nHint: cmd --tls-cert cert.pem --tls-key key.pem\n"},
+	} {
+		fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if ok := CheckArgs(&out, "cmd", fs, tc.cert, tc.key); ok != tc.ok || out.String() != tc.want {
+			t.Errorf("CheckArgs(%v, %q, %q) = %v, %q; want %v, %q", tc.args, tc.cert, tc.key, ok, out.String(), tc.ok, tc.want)
+		}
+	}
+
+	var out strings.Builder
+	if level, ok := ParseLevel(&out, "cmd", "warn"); !ok || level != hclog.Warn || out.Len() != 0 {
+		t.Errorf("ParseLevel(warn) = %v, %v, %q", level, ok, out.String())
+	}
+	if _, ok := ParseLevel(&out, "cmd", "loud"); ok || out.String() != "Error: unknown log level \"loud\"\nHint: cmd --log-level info\n" {
+		t.Errorf("ParseLevel(loud) = %v, %q", ok, out.String())
 	}
 }

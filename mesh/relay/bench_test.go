@@ -51,9 +51,9 @@ func benchRelay(b *testing.B) (a, c *relay.Conn) {
 	return dial(b, r.url(), newKey(b), quiet), dial(b, r.url(), newKey(b), quiet)
 }
 
-func BenchmarkRelayThroughput(b *testing.B) {
-	a, c := benchRelay(b)
-	payload := benchPayload()
+// benchThroughput measures b.N messages, each written by send and taken
+// by receive (which fails b itself), with at most benchWindow in flight.
+func benchThroughput(b *testing.B, send func(context.Context) error, receive func(context.Context)) {
 	ctx := context.Background()
 	window := make(chan struct{}, benchWindow)
 	errc := make(chan error, 1)
@@ -63,7 +63,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	go func() {
 		for range b.N {
 			window <- struct{}{}
-			if err := a.Send(ctx, c.AMID(), payload, protocol.MessageTypeMessage, nil); err != nil {
+			if err := send(ctx); err != nil {
 				errc <- err
 				return
 			}
@@ -71,6 +71,21 @@ func BenchmarkRelayThroughput(b *testing.B) {
 		errc <- nil
 	}()
 	for range b.N {
+		receive(ctx)
+		<-window
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func BenchmarkRelayThroughput(b *testing.B) {
+	a, c := benchRelay(b)
+	payload := benchPayload()
+	benchThroughput(b, func(ctx context.Context) error {
+		return a.Send(ctx, c.AMID(), payload, protocol.MessageTypeMessage, nil)
+	}, func(ctx context.Context) {
 		ev, err := c.Receive(ctx)
 		if err != nil {
 			b.Fatal(err)
@@ -78,34 +93,15 @@ func BenchmarkRelayThroughput(b *testing.B) {
 		if m, ok := ev.(*relay.Message); !ok || len(m.Payload) != benchPayloadSize {
 			b.Fatalf("got %T %+v", ev, ev)
 		}
-		<-window
-	}
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
 }
 
 func BenchmarkRawWebSocketThroughput(b *testing.B) {
 	a, c := rawPair(b)
 	payload := []byte(benchPayload())
-	ctx := context.Background()
-	window := make(chan struct{}, benchWindow)
-	errc := make(chan error, 1)
-	b.SetBytes(benchPayloadSize)
-	b.ReportAllocs()
-	b.ResetTimer()
-	go func() {
-		for range b.N {
-			window <- struct{}{}
-			if err := a.Write(ctx, websocket.MessageText, payload); err != nil {
-				errc <- err
-				return
-			}
-		}
-		errc <- nil
-	}()
-	for range b.N {
+	benchThroughput(b, func(ctx context.Context) error {
+		return a.Write(ctx, websocket.MessageText, payload)
+	}, func(ctx context.Context) {
 		_, data, err := c.Read(ctx)
 		if err != nil {
 			b.Fatal(err)
@@ -113,23 +109,39 @@ func BenchmarkRawWebSocketThroughput(b *testing.B) {
 		if len(data) != benchPayloadSize {
 			b.Fatalf("got %d bytes", len(data))
 		}
-		<-window
+	})
+}
+
+// benchRoundTrip measures b.N round trips while echo, in a goroutine of
+// its own until the benchmark ends, sends every message back. roundTrip
+// sends one message, takes the answer (failing b itself) and returns the
+// size of its payload.
+func benchRoundTrip(b *testing.B, echo func(context.Context), roundTrip func(context.Context) int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { echo(ctx) })
+	durations := make([]time.Duration, 0, b.N)
+	b.SetBytes(benchPayloadSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		n := roundTrip(ctx)
+		durations = append(durations, time.Since(start))
+		if n != benchPayloadSize {
+			b.Fatalf("got %d bytes", n)
+		}
 	}
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.StopTimer()
+	reportPercentiles(b, durations)
 }
 
 func BenchmarkRelayRoundTrip(b *testing.B) {
 	a, c := benchRelay(b)
 	payload := benchPayload()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { // c echoes every message back
+	benchRoundTrip(b, func(ctx context.Context) {
 		for {
 			ev, err := c.Receive(ctx)
 			if err != nil {
@@ -140,13 +152,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 				return
 			}
 		}
-	})
-	durations := make([]time.Duration, 0, b.N)
-	b.SetBytes(benchPayloadSize)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
+	}, func(ctx context.Context) int {
 		if err := a.Send(ctx, c.AMID(), payload, protocol.MessageTypeMessage, nil); err != nil {
 			b.Fatal(err)
 		}
@@ -154,23 +160,18 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		durations = append(durations, time.Since(start))
-		if m, ok := ev.(*relay.Message); !ok || len(m.Payload) != benchPayloadSize {
+		m, ok := ev.(*relay.Message)
+		if !ok {
 			b.Fatalf("got %T %+v", ev, ev)
 		}
-	}
-	b.StopTimer()
-	reportPercentiles(b, durations)
+		return len(m.Payload)
+	})
 }
 
 func BenchmarkRawWebSocketRoundTrip(b *testing.B) {
 	a, c := rawPair(b)
 	payload := []byte(benchPayload())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { // c echoes every message back
+	benchRoundTrip(b, func(ctx context.Context) {
 		for {
 			typ, data, err := c.Read(ctx)
 			if err != nil {
@@ -180,13 +181,7 @@ func BenchmarkRawWebSocketRoundTrip(b *testing.B) {
 				return
 			}
 		}
-	})
-	durations := make([]time.Duration, 0, b.N)
-	b.SetBytes(benchPayloadSize)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
+	}, func(ctx context.Context) int {
 		if err := a.Write(ctx, websocket.MessageText, payload); err != nil {
 			b.Fatal(err)
 		}
@@ -194,13 +189,8 @@ func BenchmarkRawWebSocketRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		durations = append(durations, time.Since(start))
-		if len(data) != benchPayloadSize {
-			b.Fatalf("got %d bytes", len(data))
-		}
-	}
-	b.StopTimer()
-	reportPercentiles(b, durations)
+		return len(data)
+	})
 }
 
 // reportPercentiles reports the median and 99th percentile of ds.

@@ -214,12 +214,7 @@ func TestICEForwarding(t *testing.T) {
 // that b's Conn reconnects and gets each stored message once, acknowledges
 // them, and that acknowledged messages are not delivered again.
 func TestStoredMessagesAfterReconnect(t *testing.T) {
-	r := startRelay(t, nil)
-	p := startProxy(t, r.addr)
-	a := dial(t, r.url(), newKey(t))
-	stB := newStates()
-	b := dial(t, p.url(), newKey(t), stB.option())
-	stB.waitFor(t, relay.StateConnected)
+	p, a, b, stB := proxiedPair(t)
 	send(t, a, b.AMID(), "live")
 	if m := receiveMessage(t, b); m.Payload != "live" || m.MessageID != "" {
 		t.Fatalf("got %+v, want the live message without id", m)
@@ -256,9 +251,8 @@ func TestStoredMessagesAfterReconnect(t *testing.T) {
 	}
 
 	ping(t, b) // the acknowledgements were handled before the pong
-	p.cut()
-	if sc, _ := stB.waitFor(t, relay.StateConnected); sc.PendingMessages != 0 {
-		t.Errorf("after acknowledging everything, the relay still holds %d messages", sc.PendingMessages)
+	if n := reconnectPending(t, p, stB); n != 0 {
+		t.Errorf("after acknowledging everything, the relay still holds %d messages", n)
 	}
 }
 
@@ -266,12 +260,7 @@ func TestStoredMessagesAfterReconnect(t *testing.T) {
 // message twice, once while the first copy is still queued and once after
 // the application took it but the acknowledgement was lost.
 func TestRedeliveredStoredMessageIsDropped(t *testing.T) {
-	r := startRelay(t, nil)
-	p := startProxy(t, r.addr)
-	a := dial(t, r.url(), newKey(t))
-	stB := newStates()
-	b := dial(t, p.url(), newKey(t), stB.option())
-	stB.waitFor(t, relay.StateConnected)
+	p, a, b, stB := proxiedPair(t)
 	send(t, a, b.AMID(), "hello")
 	receiveMessage(t, b)
 
@@ -283,9 +272,8 @@ func TestRedeliveredStoredMessageIsDropped(t *testing.T) {
 	ping(t, b) // the pushed message is in b's queue now
 
 	// 1: the first copy is still queued when the relay pushes it again.
-	p.cut()
-	if sc, _ := stB.waitFor(t, relay.StateConnected); sc.PendingMessages != 1 {
-		t.Fatalf("reconnected with %d pending, want the unacknowledged message", sc.PendingMessages)
+	if n := reconnectPending(t, p, stB); n != 1 {
+		t.Fatalf("reconnected with %d pending, want the unacknowledged message", n)
 	}
 	ping(t, b)
 
@@ -307,9 +295,8 @@ func TestRedeliveredStoredMessageIsDropped(t *testing.T) {
 	if m := receiveMessage(t, b); m.Payload != "marker" {
 		t.Fatalf("got %q, want the marker: a redelivered message reached the application", m.Payload)
 	}
-	p.cut()
-	if sc, _ := stB.waitFor(t, relay.StateConnected); sc.PendingMessages != 0 {
-		t.Errorf("relay still holds %d messages: the repeat was not acknowledged", sc.PendingMessages)
+	if n := reconnectPending(t, p, stB); n != 0 {
+		t.Errorf("relay still holds %d messages: the repeat was not acknowledged", n)
 	}
 }
 

@@ -189,6 +189,30 @@ func startProxy(t testing.TB, target string) *proxy {
 }
 
 // url is the WebSocket URL of the relay through the proxy.
+// proxiedPair starts a relay and a proxy in front of it, and dials a
+// sender a straight to the relay and a recipient b through the proxy,
+// connected, whose state changes stB records.
+func proxiedPair(t testing.TB) (p *proxy, a, b *relay.Conn, stB *states) {
+	t.Helper()
+	r := startRelay(t, nil)
+	p = startProxy(t, r.addr)
+	a = dial(t, r.url(), newKey(t))
+	stB = newStates()
+	b = dial(t, p.url(), newKey(t), stB.option())
+	stB.waitFor(t, relay.StateConnected)
+	return p, a, b, stB
+}
+
+// reconnectPending cuts the connections through p and returns how many
+// messages the relay holds for the client whose states st records, once
+// it has connected again.
+func reconnectPending(t testing.TB, p *proxy, st *states) int {
+	t.Helper()
+	p.cut()
+	sc, _ := st.waitFor(t, relay.StateConnected)
+	return sc.PendingMessages
+}
+
 func (p *proxy) url() string { return "ws://" + p.ln.Addr().String() + "/v1/connect" }
 
 func (p *proxy) serve() {

@@ -301,15 +301,15 @@ func (s *Server) handleOrgRegister(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// errOrgNotFound is the 404 for an unknown organization.
+var errOrgNotFound = errorf(http.StatusNotFound, "organization_not_found", "Organization not found")
+
 // orgAdmin loads the organization id and checks that amid is its admin
 // and not revoked: 404, 401 and 403 otherwise. It returns the admin's key.
 func (s *Server) orgAdmin(ctx context.Context, id, amid string) (*Organization, ed25519.PublicKey, error) {
 	org, err := s.store.OrganizationByID(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, errorf(http.StatusNotFound, "organization_not_found", "Organization not found")
-	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, orNotFound(err, errOrgNotFound)
 	}
 	if subtle.ConstantTimeCompare([]byte(amid), []byte(org.AdminAMID)) != 1 {
 		return nil, nil, errorf(http.StatusUnauthorized, "not_admin", "Not the organization admin")
@@ -749,12 +749,8 @@ func (s *Server) handleOrgLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	org, err := s.store.OrganizationByDomain(ctx, domain)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "Organization not found", "organization_not_found")
-		return
-	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, orNotFound(err, errOrgNotFound))
 		return
 	}
 	n, err := s.store.CountOrganizationAgents(ctx, org.ID)
@@ -1003,12 +999,8 @@ func (s *Server) handleCRL(w http.ResponseWriter, r *http.Request) {
 			issuer = root
 		} else {
 			org, err := s.store.OrganizationByID(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				writeError(w, http.StatusNotFound, "Organization not found", "organization_not_found")
-				return
-			}
 			if err != nil {
-				s.fail(w, r, err)
+				s.fail(w, r, orNotFound(err, errOrgNotFound))
 				return
 			}
 			if !org.Verified {

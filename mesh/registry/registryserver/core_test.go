@@ -409,8 +409,7 @@ func TestRegisterRefusedTokenIsAnonymous(t *testing.T) {
 
 func TestRegisterVerified(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		fp := newFakeProvider(t)
-		e := newOAuthEnv(t, st, fp.github())
+		fp, e := newGitHubEnv(t, st)
 		ctx := context.Background()
 		a := newTestAgent(t)
 		resp, err := e.client.Register(ctx, a.Signer, registry.RegisterRequest{

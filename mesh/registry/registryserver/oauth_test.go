@@ -249,6 +249,14 @@ func (fp *fakeProvider) follow(t *testing.T, authURL string, tamper func(url.Val
 // oauthCallbackBase is where the test registry says it lives.
 const oauthCallbackBase = "https://registry.test"
 
+// newGitHubEnv starts a registry on st whose only OAuth provider is a fake
+// GitHub.
+func newGitHubEnv(t *testing.T, st *Store) (*fakeProvider, *testEnv) {
+	t.Helper()
+	fp := newFakeProvider(t)
+	return fp, newOAuthEnv(t, st, fp.github())
+}
+
 func newOAuthEnv(t *testing.T, st *Store, providers ...OAuthProvider) *testEnv {
 	t.Helper()
 	return newEnv(t, st, func(c *Config) {
@@ -588,8 +596,7 @@ func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 
 func TestOAuthStateExpiry(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		fp := newFakeProvider(t)
-		e := newOAuthEnv(t, st, fp.github())
+		fp, e := newGitHubEnv(t, st)
 		ctx := context.Background()
 
 		// Ten minutes after authorize the state still works.
@@ -730,8 +737,7 @@ func TestOAuthAuthorizeRefusals(t *testing.T) {
 
 func TestOAuthCallbackRefusals(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		fp := newFakeProvider(t)
-		e := newOAuthEnv(t, st, fp.github())
+		fp, e := newGitHubEnv(t, st)
 		unknownState := base64.URLEncoding.EncodeToString(make([]byte, 32))
 		for _, tc := range []struct {
 			query, code string
@@ -763,8 +769,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 
 func TestOAuthRevokedAgentIsNotVerified(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		fp := newFakeProvider(t)
-		e := newOAuthEnv(t, st, fp.github())
+		fp, e := newGitHubEnv(t, st)
 		ctx := context.Background()
 		revoke := func(amid string) {
 			t.Helper()
@@ -800,8 +805,7 @@ func TestOAuthRevokedAgentIsNotVerified(t *testing.T) {
 
 func TestOAuthStateConsumedOnceUnderRace(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		fp := newFakeProvider(t)
-		e := newOAuthEnv(t, st, fp.github())
+		fp, e := newGitHubEnv(t, st)
 		a := e.addAgent(TierAnonymous)
 		auth, err := e.client.OAuthAuthorize(context.Background(), a.Signer, "github")
 		if err != nil {

@@ -625,6 +625,14 @@ func TestReputationSessionOutcomes(t *testing.T) {
 					s.TotalSessions, s.SuccessfulSessions, s.PendingSessions, s.CompletionRate, total, successful, pending, rate)
 			}
 		}
+		// report has reporter report the outcome of session id between a
+		// and b.
+		report := func(reporter *repAgent, id, outcome string) {
+			t.Helper()
+			if err := e.report(reporter, id, a, b, "translate", outcome); err != nil {
+				t.Fatal(err)
+			}
+		}
 		storedScore := func(x *repAgent, want float64) {
 			t.Helper()
 			if got, _ := e.stored(x); !repNear(got, want) {
@@ -634,18 +642,14 @@ func TestReputationSessionOutcomes(t *testing.T) {
 
 		// One-sided success: pending, not counted; completion stays 0.5
 		// and the stored score is the registration's 0.5.
-		if err := e.report(a, "s1", a, b, "translate", registry.OutcomeSuccess); err != nil {
-			t.Fatal(err)
-		}
+		report(a, "s1", registry.OutcomeSuccess)
 		sessions(a, 0, 0, 1, 0.5)
 		storedScore(a, 0.5)
 		// The same participant reporting again is refused.
 		wantAPIError(t, e.report(a, "s1", a, b, "translate", registry.OutcomeFailed), http.StatusConflict, "outcome_already_reported")
 		// Both reported success: counted as successful, 1/1. Both
 		// scores are recomputed: 0.3·1 + 0.4·0.5 = 0.5.
-		if err := e.report(b, "s1", a, b, "translate", registry.OutcomeSuccess); err != nil {
-			t.Fatal(err)
-		}
+		report(b, "s1", registry.OutcomeSuccess)
 		sessions(a, 1, 1, 0, 1)
 		sessions(b, 1, 1, 0, 1)
 		storedScore(a, 0.5)
@@ -653,26 +657,18 @@ func TestReputationSessionOutcomes(t *testing.T) {
 
 		// One failure report counts at once, as unsuccessful: 1/2.
 		// Stored: 0.3·0.5 + 0.2 = 0.35.
-		if err := e.report(b, "s2", a, b, "translate", registry.OutcomeFailed); err != nil {
-			t.Fatal(err)
-		}
+		report(b, "s2", registry.OutcomeFailed)
 		sessions(a, 2, 1, 0, 0.5)
 		storedScore(a, 0.35)
 		storedScore(b, 0.35)
 		// The other's success does not make it successful.
-		if err := e.report(a, "s2", a, b, "translate", registry.OutcomeSuccess); err != nil {
-			t.Fatal(err)
-		}
+		report(a, "s2", registry.OutcomeSuccess)
 		sessions(a, 2, 1, 0, 0.5)
 		// Success and timeout: unsuccessful, 1/3; stored
 		// 0.3/3 + 0.2 = 0.3.
-		if err := e.report(a, "s3", a, b, "translate", registry.OutcomeSuccess); err != nil {
-			t.Fatal(err)
-		}
+		report(a, "s3", registry.OutcomeSuccess)
 		sessions(a, 2, 1, 1, 0.5)
-		if err := e.report(b, "s3", a, b, "translate", registry.OutcomeTimeout); err != nil {
-			t.Fatal(err)
-		}
+		report(b, "s3", registry.OutcomeTimeout)
 		sessions(a, 3, 1, 0, 1.0/3)
 		sessions(b, 3, 1, 0, 1.0/3)
 		storedScore(a, 0.3)

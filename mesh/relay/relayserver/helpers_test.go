@@ -74,6 +74,23 @@ func startRelayOn(t testing.TB, dsn string, clock *fakeClock, mod func(*Config))
 	return startRelayHooked(t, dsn, clock, mod, nil)
 }
 
+// stallQueue is the outbound queue, in frames, of startStallRelay.
+const stallQueue = 4
+
+// startStallRelay starts a relay for the stalled-reader tests: a fresh
+// store, an outbound queue of stallQueue frames, room for maxQueued stored
+// messages per recipient and per sender and recipient, no send rate limit
+// and small socket send buffers.
+func startStallRelay(t testing.TB, maxQueued int) *testRelay {
+	t.Helper()
+	return startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
+		c.OutboundQueue = stallQueue
+		c.MaxQueuedPerRecipient = maxQueued
+		c.MaxQueuedPerSenderPerRecipient = maxQueued
+		c.Limits.SendsPerMinute = -1
+	}, smallSendBuffers)
+}
+
 // startRelayHooked also lets hook adjust the Server before it serves.
 func startRelayHooked(t testing.TB, dsn string, clock *fakeClock, mod func(*Config), hook func(*Server)) *testRelay {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,12 +66,7 @@ func TestPingTimeout(t *testing.T) {
 // nobody else, and that no message for it is lost: what does not fit its
 // queue goes to the store and is pushed once it reads again.
 func TestStalledReader(t *testing.T) {
-	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
-		c.OutboundQueue = 4
-		c.MaxQueuedPerRecipient = 1000
-		c.MaxQueuedPerSenderPerRecipient = 1000
-		c.Limits.SendsPerMinute = -1
-	}, smallSendBuffers)
+	r := startStallRelay(t, 1000)
 	a, stalled, b := newAgent(t), newAgent(t), newAgent(t)
 	ca, cs, cb := r.connect(t, a), r.connectWith(t, stalled, smallBuffers()), r.connect(t, b)
 
@@ -129,13 +123,8 @@ func TestStalledReader(t *testing.T) {
 // TestTeardownStoresQueuedMessages checks that messages still queued for
 // a connection when it ends are stored, not lost.
 func TestTeardownStoresQueuedMessages(t *testing.T) {
-	const queue = 4
-	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
-		c.OutboundQueue = queue
-		c.MaxQueuedPerRecipient = 1000
-		c.MaxQueuedPerSenderPerRecipient = 1000
-		c.Limits.SendsPerMinute = -1
-	}, smallSendBuffers)
+	const queue = stallQueue
+	r := startStallRelay(t, 1000)
 	a, b := newAgent(t), newAgent(t)
 	ca, cb := r.connect(t, a), r.connectWith(t, b, smallBuffers())
 	// b does not read: its writer blocks, its queue fills, and the rest

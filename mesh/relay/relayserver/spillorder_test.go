@@ -2,7 +2,6 @@ package relayserver
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,13 +14,8 @@ import (
 // again, until the stored backlog has been pushed; after that, messages are
 // delivered live again.
 func TestOrderAcrossSpill(t *testing.T) {
-	const queue = 4
-	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
-		c.OutboundQueue = queue
-		c.MaxQueuedPerRecipient = 1000
-		c.MaxQueuedPerSenderPerRecipient = 1000
-		c.Limits.SendsPerMinute = -1
-	}, smallSendBuffers)
+	const queue = stallQueue
+	r := startStallRelay(t, 1000)
 	a, b := newAgent(t), newAgent(t)
 	ca, cb := r.connect(t, a), r.connectWith(t, b, smallBuffers())
 	rb := r.srv.lookup(b.amid)
@@ -101,12 +95,7 @@ func TestOrderAcrossSpill(t *testing.T) {
 // recipient stops reading: once the recipient's socket backs up they are
 // queued, then stored, and all arrive in order when it reads again.
 func TestStalledReaderSmallFrames(t *testing.T) {
-	r := startRelayHooked(t, "sqlite://"+filepath.Join(t.TempDir(), "relay.db"), newClock(), func(c *Config) {
-		c.OutboundQueue = 4
-		c.MaxQueuedPerRecipient = 5000
-		c.MaxQueuedPerSenderPerRecipient = 5000
-		c.Limits.SendsPerMinute = -1
-	}, smallSendBuffers)
+	r := startStallRelay(t, 5000)
 	a, stalled, b := newAgent(t), newAgent(t), newAgent(t)
 	ca, cs, cb := r.connect(t, a), r.connectWith(t, stalled, smallBuffers()), r.connect(t, b)
 
