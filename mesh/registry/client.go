@@ -136,7 +136,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // (the registry refuses a signature it has seen).
 type Signer struct {
 	AMID protocol.AMID
-	key  ed25519.PrivateKey
+	pub  ed25519.PublicKey
+	sign func(msg []byte) []byte
 	now  func() time.Time
 
 	mu   sync.Mutex
@@ -145,12 +146,19 @@ type Signer struct {
 
 // NewSigner returns a signer for the agent whose signing key is key.
 func NewSigner(key ed25519.PrivateKey) *Signer {
-	return &Signer{AMID: protocol.DeriveAMID(key.Public().(ed25519.PublicKey)), key: key, now: time.Now}
+	return NewSignerFunc(key.Public().(ed25519.PublicKey), func(msg []byte) []byte { return ed25519.Sign(key, msg) })
+}
+
+// NewSignerFunc returns a signer for the agent whose signing public key is
+// pub, signing through sign, such as an identity's Sign method, so that the
+// private key never leaves its keeper.
+func NewSignerFunc(pub ed25519.PublicKey, sign func(msg []byte) []byte) *Signer {
+	return &Signer{AMID: protocol.DeriveAMID(pub), pub: pub, sign: sign, now: time.Now}
 }
 
 // PublicKey returns the signing public key in its wire form.
 func (s *Signer) PublicKey() string {
-	return protocol.EncodeSigningPublicKey(s.key.Public().(ed25519.PublicKey))
+	return protocol.EncodeSigningPublicKey(s.pub)
 }
 
 // Sign returns a fresh timestamp and the signature over it.
@@ -163,10 +171,10 @@ func (s *Signer) Sign() Signed {
 	s.last = t
 	s.mu.Unlock()
 	ts := protocol.FormatSigningTimestamp(t)
-	return Signed{Timestamp: ts, Signature: protocol.SignTimestamp(s.key, ts)}
+	return Signed{Timestamp: ts, Signature: protocol.B64.EncodeToString(s.sign([]byte(ts)))}
 }
 
 // SignBytes signs arbitrary bytes with the agent's key, padded base64.
 func (s *Signer) SignBytes(b []byte) string {
-	return protocol.B64.EncodeToString(ed25519.Sign(s.key, b))
+	return protocol.B64.EncodeToString(s.sign(b))
 }
