@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hkdf"
@@ -167,6 +168,22 @@ func (id *Identity) ExchangeKey() *ecdh.PrivateKey { return id.keys.exchange }
 // Sign signs msg with the Ed25519 signing key.
 func (id *Identity) Sign(msg []byte) []byte {
 	return ed25519.Sign(*id.keys.signing, msg)
+}
+
+// Signer returns a crypto.Signer over the signing key, for APIs that take
+// one (such as relay.Dial), without handing out the key itself. Its Sign
+// signs the message as given (crypto.Hash(0)) and refuses pre-hashed input.
+func (id *Identity) Signer() crypto.Signer { return identitySigner{id} }
+
+type identitySigner struct{ id *Identity }
+
+func (s identitySigner) Public() crypto.PublicKey { return s.id.SigningPublicKey() }
+
+func (s identitySigner) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts != nil && opts.HashFunc() != crypto.Hash(0) {
+		return nil, errors.New("identity: Ed25519 signs whole messages, not digests")
+	}
+	return s.id.Sign(msg), nil
 }
 
 // DeriveKey derives an n-byte key for a file at rest with HKDF-SHA256 over

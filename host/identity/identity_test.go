@@ -2,6 +2,8 @@ package identity
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
@@ -406,5 +408,28 @@ func TestFormatRedacts(t *testing.T) {
 	}
 	if got, err := json.Marshal(id); err != nil || string(got) != "{}" {
 		t.Errorf("json.Marshal = %s, %v; want {}", got, err)
+	}
+}
+
+func TestSignerSignsAsIdentity(t *testing.T) {
+	id, err := Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := id.Signer()
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok || !pub.Equal(id.SigningPublicKey()) {
+		t.Fatalf("Public() = %v, want the identity's signing key", s.Public())
+	}
+	msg := []byte("2026-11-28T03:00:00.000Z")
+	sig, err := s.Sign(nil, msg, crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		t.Fatal("signature does not verify")
+	}
+	if _, err := s.Sign(nil, msg, crypto.SHA256); err == nil {
+		t.Fatal("signing a digest succeeded")
 	}
 }

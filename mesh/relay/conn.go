@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ const closeTimeout = 2 * time.Second
 // Create it with Dial. It is safe for concurrent use.
 type Conn struct {
 	url    string
-	key    ed25519.PrivateKey
+	key    crypto.Signer
 	amid   protocol.AMID
 	pubKey string // raw base64, as CONNECT carries it
 	cfg    config
@@ -66,15 +67,23 @@ type socket struct {
 }
 
 // Dial connects to the relay at url (ws:// or wss://) and authenticates as
-// the agent whose Ed25519 key is key. It makes one attempt, bounded by ctx
+// the agent whose Ed25519 key is key: an ed25519.PrivateKey, or any
+// crypto.Signer over one, such as an identity's Signer. It makes one attempt, bounded by ctx
 // and WithHandshakeTimeout, and returns once the relay has sent connected.
 // A relay that refuses the CONNECT makes Dial return its error frame as an
 // *Error; other failures (network, handshake timeout, the relay closing the
 // socket) are returned wrapped. After Dial returns, ctx no longer matters:
 // the Conn lives until Close, reconnecting as needed.
-func Dial(ctx context.Context, url string, key ed25519.PrivateKey, opts ...Option) (*Conn, error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("relay: dial: private key is %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+func Dial(ctx context.Context, url string, key crypto.Signer, opts ...Option) (*Conn, error) {
+	if key == nil {
+		return nil, errors.New("relay: dial: no signing key")
+	}
+	if k, ok := key.(ed25519.PrivateKey); ok && len(k) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("relay: dial: private key is %d bytes, want %d", len(k), ed25519.PrivateKeySize)
+	}
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok || len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("relay: dial: signing key is %T, want an Ed25519 key", key.Public())
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -84,7 +93,6 @@ func Dial(ctx context.Context, url string, key ed25519.PrivateKey, opts ...Optio
 		o(&cfg)
 	}
 	cfg.dedupWindow = max(cfg.dedupWindow, 2*cfg.receiveBuffer)
-	pub := key.Public().(ed25519.PublicKey)
 	amid := protocol.DeriveAMID(pub)
 	c := &Conn{
 		url:      url,

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"time"
@@ -41,11 +42,15 @@ func (c *Conn) connect(ctx context.Context) (*socket, error) {
 // handshake sends CONNECT and waits for connected or an error frame.
 func (c *Conn) handshake(ctx context.Context, s *socket) error {
 	ts := protocol.FormatSigningTimestamp(time.UnixMilli(c.nextStamp(&c.lastConnect)))
+	sig, err := c.key.Sign(nil, []byte(ts), crypto.Hash(0))
+	if err != nil {
+		return fmt.Errorf("relay: signing connect: %w", err)
+	}
 	data, err := protocol.MarshalFrame(protocol.Connect{
 		Protocol:   protocol.ProtocolVersion,
 		AMID:       c.amid,
 		PublicKey:  c.pubKey,
-		Signature:  protocol.SignTimestamp(c.key, ts),
+		Signature:  protocol.B64.EncodeToString(sig),
 		Timestamp:  ts,
 		P2PCapable: c.cfg.p2pCapable,
 	})
