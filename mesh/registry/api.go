@@ -168,6 +168,30 @@ type CapabilitiesRequest struct {
 	Signed
 }
 
+// ExchangeKeyUpdate is the body of POST /v1/registry/exchange-key, which
+// replaces the agent's registered X25519 exchange key. The timestamp
+// signature does not cover the key, so KeySignature binds it: the agent's
+// Ed25519 signature (padded base64) over ExchangeKeySigningBytes(AMID,
+// ExchangePublicKey, Timestamp), with ExchangePublicKey exactly as sent.
+type ExchangeKeyUpdate struct {
+	AMID              string `json:"amid"`
+	ExchangePublicKey string `json:"exchange_public_key"`
+	Signed
+	KeySignature string `json:"key_signature"`
+}
+
+// exchangeKeyContext starts the bytes an exchange key signature covers, so
+// that no other signed message of the protocol can stand for one.
+const exchangeKeyContext = "agentmesh/exchange-key"
+
+// ExchangeKeySigningBytes returns what the key_signature of an exchange key
+// update covers: the UTF-8 bytes of "agentmesh/exchange-key\n" + amid +
+// "\n" + key + "\n" + timestamp, with key and timestamp exactly as they
+// are sent.
+func ExchangeKeySigningBytes(amid, key, timestamp string) []byte {
+	return []byte(exchangeKeyContext + "\n" + amid + "\n" + key + "\n" + timestamp)
+}
+
 // Health is the body of GET /v1/health.
 type Health struct {
 	Status           string `json:"status"`

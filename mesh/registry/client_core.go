@@ -2,11 +2,14 @@ package registry
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
 // Register registers the agent that signer signs for. It fills the AMID,
@@ -93,6 +96,30 @@ func (c *Client) UpdateCapabilities(ctx context.Context, signer *Signer, caps []
 	req := CapabilitiesRequest{AMID: string(signer.AMID), Capabilities: caps, Signed: signer.Sign()}
 	var out SuccessResponse
 	if err := c.do(ctx, http.MethodPost, "/registry/capabilities", nil, &req, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateExchangeKey replaces the registered X25519 exchange key of the
+// agent that signer signs for with key, so that lookups, DID documents and
+// prekey bundles name it from then on. The request carries a fresh
+// timestamp signature and a key signature over ExchangeKeySigningBytes.
+func (c *Client) UpdateExchangeKey(ctx context.Context, signer *Signer, key *ecdh.PublicKey) (*SuccessResponse, error) {
+	if signer == nil {
+		return nil, errors.New("registry: update exchange key: no signer")
+	}
+	if key == nil || key.Curve() != ecdh.X25519() {
+		return nil, errors.New("registry: update exchange key: key must be an X25519 public key")
+	}
+	req := ExchangeKeyUpdate{
+		AMID:              string(signer.AMID),
+		ExchangePublicKey: protocol.EncodeExchangePublicKey(key),
+		Signed:            signer.Sign(),
+	}
+	req.KeySignature = signer.SignBytes(ExchangeKeySigningBytes(req.AMID, req.ExchangePublicKey, req.Timestamp))
+	var out SuccessResponse
+	if err := c.do(ctx, http.MethodPost, "/registry/exchange-key", nil, &req, &out, http.StatusOK); err != nil {
 		return nil, err
 	}
 	return &out, nil

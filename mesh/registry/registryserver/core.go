@@ -2,6 +2,7 @@ package registryserver
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -21,7 +22,8 @@ import (
 )
 
 // Registration and discovery (PROTOCOL.md §8.2–§8.5, §1.6): health, stats,
-// register, lookup, search, status and capability updates, DID documents.
+// register, lookup, search, status, capability and exchange key updates,
+// DID documents.
 
 // Limits on what an agent declares about itself.
 const (
@@ -253,12 +255,9 @@ func validateRegistration(req *registry.RegisterRequest) (ed25519.PublicKey, err
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid_signing_public_key", "invalid signing_public_key: %v", err)
 	}
-	if req.ExchangePublicKey == "" {
-		return nil, errorf(http.StatusBadRequest, "invalid_exchange_public_key", "exchange_public_key is required")
-	}
-	xpub, err := protocol.ParseExchangePublicKey(req.ExchangePublicKey)
+	xpub, err := parseExchangeKey(req.ExchangePublicKey)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid_exchange_public_key", "invalid exchange_public_key: %v", err)
+		return nil, err
 	}
 	req.ExchangePublicKey = protocol.EncodeExchangePublicKey(xpub)
 	if req.DisplayName != nil {
@@ -291,6 +290,20 @@ func validateRegistration(req *registry.RegisterRequest) (ed25519.PublicKey, err
 			"invalid verification_token: longer than %d bytes", maxVerificationTokenLength)
 	}
 	return pub, nil
+}
+
+// parseExchangeKey reads an exchange_public_key field: 400
+// invalid_exchange_public_key unless it is an X25519 public key in base64,
+// with or without its prefix.
+func parseExchangeKey(s string) (*ecdh.PublicKey, error) {
+	if s == "" {
+		return nil, errorf(http.StatusBadRequest, "invalid_exchange_public_key", "exchange_public_key is required")
+	}
+	k, err := protocol.ParseExchangePublicKey(s)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid_exchange_public_key", "invalid exchange_public_key: %v", err)
+	}
+	return k, nil
 }
 
 // checkText reports what is wrong with a display name or capability: not
@@ -535,6 +548,88 @@ func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
 	s.signedUpdate(w, r, req.AMID, req.Signed, func(ctx context.Context) error {
 		return s.store.UpdateAgentCapabilities(ctx, req.AMID, req.Capabilities, s.now())
 	})
+}
+
+// handleExchangeKey answers POST /v1/registry/exchange-key: the agent
+// replaces its X25519 exchange key. The timestamp signature (S2) makes the
+// request fresh and unrepeatable; the key signature binds the new key to
+// it, since S2 covers only the timestamp.
+func (s *Server) handleExchangeKey(w http.ResponseWriter, r *http.Request) {
+	var req registry.ExchangeKeyUpdate
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key, err := validateExchangeKeyUpdate(&req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	a, pub, err := s.agentWithKey(ctx, req.AMID, errAgentNotFound)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The key signature is checked before the timestamp signature is
+	// remembered, so that a request whose key was swapped is refused
+	// without using up the agent's signature.
+	if err := verifyKeySignature(pub, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.verifySigned(ctx, req.AMID, pub, req.Signed); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.refuseRevoked(ctx, req.AMID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	stored := protocol.EncodeExchangePublicKey(key)
+	if a.ExchangePublicKey == stored {
+		s.log.Debug("exchange key unchanged", "amid", req.AMID)
+	} else {
+		if err := s.store.UpdateAgentExchangeKey(ctx, req.AMID, stored, s.now()); err != nil {
+			s.fail(w, r, orNotFound(err, errAgentNotFound))
+			return
+		}
+		s.log.Debug("exchange key updated", "amid", req.AMID, "exchange_public_key", stored)
+	}
+	writeJSON(w, http.StatusOK, registry.SuccessResponse{Success: true, Notifications: s.notificationsFor(ctx, req.AMID)})
+}
+
+// validateExchangeKeyUpdate checks the fields of an exchange key update
+// and returns the new key.
+func validateExchangeKeyUpdate(req *registry.ExchangeKeyUpdate) (*ecdh.PublicKey, error) {
+	if err := checkAMID(req.AMID); err != nil {
+		return nil, err
+	}
+	key, err := parseExchangeKey(req.ExchangePublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeySignature == "" {
+		return nil, errorf(http.StatusBadRequest, "missing_key_signature",
+			"key_signature is required: sign the exchange key update with the agent's signing key")
+	}
+	return key, nil
+}
+
+// verifyKeySignature answers 401 invalid_key_signature unless the update's
+// key signature is pub's over registry.ExchangeKeySigningBytes of the
+// AMID, the key and the timestamp as sent.
+func verifyKeySignature(pub ed25519.PublicKey, req *registry.ExchangeKeyUpdate) error {
+	sig, err := protocol.DecodeB64(req.KeySignature, ed25519.SignatureSize)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, "invalid_key_signature",
+			"Key signature verification failed: key_signature is not a padded base64 Ed25519 signature")
+	}
+	if !ed25519.Verify(pub, registry.ExchangeKeySigningBytes(req.AMID, req.ExchangePublicKey, req.Timestamp), sig) {
+		return errorf(http.StatusUnauthorized, "invalid_key_signature",
+			"Key signature verification failed: key_signature is not the agent's signature over this amid, exchange_public_key and timestamp")
+	}
+	return nil
 }
 
 // signedUpdate authenticates the agent amid (S3), refuses a revoked one,

@@ -1007,7 +1007,7 @@ func TestMalformedRequests(t *testing.T) {
 		e := newEnv(t, st)
 		big := append([]byte(`{"amid":"`), bytes.Repeat([]byte("a"), MaxBodySize)...)
 		big = append(big, `"}`...)
-		for _, path := range []string{"/v1/registry/register", "/v1/registry/status", "/v1/registry/capabilities"} {
+		for _, path := range []string{"/v1/registry/register", "/v1/registry/status", "/v1/registry/capabilities", "/v1/registry/exchange-key"} {
 			for _, tc := range []struct {
 				name, contentType string
 				body              []byte

@@ -120,6 +120,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/registry/search", s.handleSearch)
 	m.HandleFunc("POST /v1/registry/status", s.handleStatus)
 	m.HandleFunc("POST /v1/registry/capabilities", s.handleCapabilities)
+	m.HandleFunc("POST /v1/registry/exchange-key", s.handleExchangeKey)
 	m.HandleFunc("GET /v1/registry/did/{amid}", s.handleDID)
 
 	// Prekeys.

@@ -212,6 +212,18 @@ func (s *Store) UpdateAgentCapabilities(ctx context.Context, amid string, caps [
 	})
 }
 
+// UpdateAgentExchangeKey replaces the agent's X25519 exchange key with key,
+// in its stored (prefixed) form; lookups, DID documents and prekey bundles
+// read it from there. It returns ErrNotFound for an unknown agent.
+func (s *Store) UpdateAgentExchangeKey(ctx context.Context, amid, key string, now time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE agents SET exchange_public_key = $1, updated_at = $2 WHERE amid = $3`,
+		key, millis(now), amid)
+	if err != nil {
+		return fmt.Errorf("registry store: update exchange key: %w", err)
+	}
+	return requireOneRow(res)
+}
+
 // DeleteUnusedAgent removes an agent that was just inserted, with its
 // capabilities, when its registration could not be completed.
 func (s *Store) DeleteUnusedAgent(ctx context.Context, amid string) error {
