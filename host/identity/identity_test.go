@@ -3,8 +3,8 @@ package identity
 import (
 	"bytes"
 	"crypto"
-	"crypto/rand"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"

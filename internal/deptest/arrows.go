@@ -16,6 +16,7 @@ var Allowed = map[string][]string{
 	"mesh/relay/relayserver":           {"mesh/relay"},
 	"internal/safefile":                {},
 	"internal/deptest":                 {},
+	"internal/dnstest":                 {},
 	"internal/servercmd":               {"internal/safefile"},
 	"internal/servercmd/servercmdtest": {},
 	"host/identity":                    {"mesh/protocol", "internal/safefile"},
