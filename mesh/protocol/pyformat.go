@@ -289,3 +289,62 @@ func decodePyReject(obj Object) (*PyReject, error) {
 	}
 	return j, nil
 }
+
+// Marshal returns the KNOCK as the Python client writes it (PROTOCOL.md
+// §6.2): json.dumps with its member order, optional members omitted when
+// empty.
+func (k *PyKnock) Marshal() ([]byte, error) {
+	from := Object{{"amid", string(k.From.AMID)}, {"tier", k.From.Tier}}
+	if k.From.DisplayName != "" {
+		from = append(from, Member{"display_name", k.From.DisplayName})
+	} else {
+		from = append(from, Member{"display_name", nil})
+	}
+	from = append(from, Member{"reputation_score", k.From.ReputationScore})
+	sr := Object{{"type", k.SessionRequest.Type}}
+	if k.SessionRequest.ExpectedMessages > 0 {
+		sr = append(sr, Member{"expected_messages", k.SessionRequest.ExpectedMessages})
+	} else {
+		sr = append(sr, Member{"expected_messages", nil})
+	}
+	sr = append(sr, Member{"ttl_seconds", k.SessionRequest.TTLSeconds})
+	o := Object{
+		{"type", "knock"},
+		{"protocol_version", k.ProtocolVersion},
+		{"from", from},
+		{"intent", k.intentValue()},
+		{"session_request", sr},
+		{"timestamp", k.Timestamp},
+		{"signature", k.Signature},
+	}
+	if k.CertificateChain != nil {
+		o = append(o, Member{"certificate_chain", stringList(k.CertificateChain)})
+	}
+	if k.OfferedCapabilities != nil {
+		o = append(o, Member{"offered_capabilities", stringList(k.OfferedCapabilities)})
+	}
+	return MarshalPY(o)
+}
+
+// Marshal returns the REJECT as the Python client writes a signed one.
+func (j *PyReject) Marshal() ([]byte, error) {
+	human := j.HumanReadable
+	if human == "" {
+		human = "Connection rejected: " + j.Reason
+	}
+	return MarshalPY(Object{
+		{"type", "reject"},
+		{"reason", j.Reason},
+		{"human_readable", human},
+		{"timestamp", j.Timestamp},
+		{"signature", j.Signature},
+	})
+}
+
+func stringList(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,293 @@
+package session_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agentmesh/agentmesh-go/host/identity"
+	"github.com/agentmesh/agentmesh-go/host/prekeys"
+	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/host/transport"
+	"github.com/agentmesh/agentmesh-go/internal/dnstest"
+	"github.com/agentmesh/agentmesh-go/mesh/protocol"
+	"github.com/agentmesh/agentmesh-go/mesh/registry"
+	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
+	"github.com/agentmesh/agentmesh-go/mesh/relay"
+	"github.com/agentmesh/agentmesh-go/mesh/relay/relayserver"
+)
+
+// mesh is a real registry and relay on loopback, for hosts to meet.
+type mesh struct {
+	t        testing.TB
+	registry string // base URL
+	relay    string // WebSocket URL
+	dns      *dnstest.Server
+	client   *registry.Client
+	// offset moves the clock of the registry and of every host.
+	offset atomic.Int64
+}
+
+func (m *mesh) now() time.Time { return time.Now().Add(time.Duration(m.offset.Load())) }
+
+func newMesh(t testing.TB) *mesh {
+	t.Helper()
+	ctx := context.Background()
+	m := &mesh{t: t, dns: dnstest.New(t)}
+	dir := t.TempDir()
+	st, err := registryserver.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registryserver.New(registryserver.Config{
+		Store: st, Now: m.now, Resolver: m.dns.Resolver(),
+		RequestsPerMinute: 1 << 20, RequestBurst: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := httptest.NewServer(reg)
+	t.Cleanup(func() { rs.Close(); st.Close() })
+	m.registry = rs.URL
+	rst, err := relayserver.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := relayserver.New(relayserver.Config{
+		Store: rst,
+		Limits: relayserver.Limits{SendsPerMinute: -1, KnocksPerMinute: -1, ICEPerMinute: -1,
+			PresencePerMinute: -1, ControlPerMinute: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(rel)
+	t.Cleanup(func() { hs.Close(); rel.Close(); rst.Close() })
+	m.relay = "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/connect"
+	m.client, err = registry.NewClient(m.registry + "/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// hostOptions shape a test host.
+type hostOptions struct {
+	// policy is the KNOCK policy; nil means session.Permissive.
+	policy  *session.Policy
+	handler session.Handler
+	// home reuses a state directory (a restart); empty makes a new one.
+	home string
+	// id reuses an identity; nil makes a new agent and registers it.
+	id *identity.Identity
+	// org enrols the new agent in an organization (admin, id) instead of
+	// registering it as anonymous.
+	org *testOrg
+	// onSession is Config.OnSession.
+	onSession func(*session.Session)
+	// certChain is the chain sent in KNOCKs.
+	certChain []string
+	timeout   time.Duration
+}
+
+// host is one agent's session layer over the mesh.
+type host struct {
+	t       testing.TB
+	id      *identity.Identity
+	home    string
+	signer  *registry.Signer
+	prekeys *prekeys.Store
+	conn    *relay.Conn
+	nonces  *session.NonceStore
+	*session.Manager
+	logs *syncBuffer
+	stop func()
+}
+
+func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
+	t.Helper()
+	ctx := context.Background()
+	h := &host{t: t, id: o.id, home: o.home}
+	if h.home == "" {
+		h.home = t.TempDir()
+	}
+	if h.id == nil {
+		id, err := identity.Generate(rand.Reader, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.id = id
+		h.signer = registry.NewSignerFunc(id.SigningPublicKey(), id.Sign)
+		if o.org != nil {
+			o.org.enroll(t, h)
+		} else {
+			_, err = m.client.Register(ctx, h.signer, registry.RegisterRequest{
+				AMID: string(id.AMID()), SigningPublicKey: h.signer.PublicKey(),
+				ExchangePublicKey: protocol.EncodeExchangePublicKey(id.ExchangePublicKey()),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else {
+		h.signer = registry.NewSignerFunc(h.id.SigningPublicKey(), h.id.Sign)
+	}
+	pk, err := prekeys.Open(filepath.Join(h.home, "prekeys.json"), h.id, prekeys.Options{Batch: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pk.Publish(ctx, m.client, h.signer); err != nil {
+		t.Fatal(err)
+	}
+	h.prekeys = pk
+	h.conn, err = relay.Dial(ctx, m.relay, h.id.Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.nonces, err = session.OpenNonceStore(filepath.Join(h.home, "nonces"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.policy == nil {
+		o.policy = session.Permissive()
+	}
+	h.logs = &syncBuffer{}
+	log := hclog.New(&hclog.LoggerOptions{Name: h.id.AMID().Short(), Level: hclog.Debug, Output: h.logs})
+	h.Manager, err = session.New(session.Config{
+		Identity:         h.id,
+		Directory:        m.client,
+		Transport:        transport.NewRelay(h.conn, log),
+		Prekeys:          pk,
+		Nonces:           h.nonces,
+		Policy:           o.policy,
+		Handler:          o.handler,
+		OnSession:        o.onSession,
+		CertificateChain: o.certChain,
+		Logger:           log,
+		Now:              m.now,
+		HandshakeTimeout: o.timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Run(runCtx)
+	}()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			h.Manager.Close()
+			cancel()
+			h.conn.Close()
+			<-done
+			h.nonces.Close()
+		})
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", h.id.AMID().Short(), h.logs.String())
+		}
+	})
+	return h
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the test's patience runs out.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testOrg is a verified organization of the mesh's registry.
+type testOrg struct {
+	m      *mesh
+	id     string
+	admin  *registry.Signer
+	domain string
+}
+
+func (m *mesh) newOrg(t testing.TB, domain string) *testOrg {
+	t.Helper()
+	ctx := context.Background()
+	adminID, err := identity.Generate(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := registry.NewSignerFunc(adminID.SigningPublicKey(), adminID.Sign)
+	if _, err := m.client.Register(ctx, admin, registry.RegisterRequest{
+		AMID: string(adminID.AMID()), SigningPublicKey: admin.PublicKey(),
+		ExchangePublicKey: protocol.EncodeExchangePublicKey(adminID.ExchangePublicKey()),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := m.client.RegisterOrganization(ctx, admin, "Org "+domain, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.dns.SetTXT(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
+	if v, err := m.client.VerifyOrganization(ctx, admin, reg.OrganizationID); err != nil || !v.Verified {
+		t.Fatalf("verifying %s: %+v, %v", domain, v, err)
+	}
+	return &testOrg{m: m, id: reg.OrganizationID, admin: admin, domain: domain}
+}
+
+// enroll registers h's agent as a member of the organization.
+func (o *testOrg) enroll(t testing.TB, h *host) {
+	t.Helper()
+	resp, err := o.m.client.EnrollOrgAgent(context.Background(), o.admin, registry.OrgEnrollment{
+		OrganizationID:         o.id,
+		AgentAMID:              string(h.id.AMID()),
+		AgentSigningPublicKey:  protocol.EncodeSigningPublicKey(h.id.SigningPublicKey()),
+		AgentExchangePublicKey: protocol.EncodeExchangePublicKey(h.id.ExchangePublicKey()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.CertificateChain) < 2 {
+		t.Fatalf("enrolment returned a chain of %d", len(resp.CertificateChain))
+	}
+}
+
+// revoke revokes h's agent at the registry, as its organization.
+func (o *testOrg) revoke(t testing.TB, h *host) {
+	t.Helper()
+	if _, err := o.m.client.Revoke(context.Background(), o.admin, string(h.id.AMID()), "key_compromise", ""); err != nil {
+		t.Fatal(err)
+	}
+}
