@@ -97,6 +97,70 @@ type hostOptions struct {
 	// certChain is the chain sent in KNOCKs.
 	certChain []string
 	timeout   time.Duration
+	// tap, when set, sits between the Manager and the relay.
+	tap *tap
+}
+
+// tap records the frames a host sends and receives and may change or drop
+// those it sends.
+type tap struct {
+	transport.Transport
+	// mutate, when set, sees every frame sent and returns the payload to
+	// send instead, or false to drop it.
+	mutate func(typ protocol.MessageType, payload string) (string, bool)
+
+	mu       sync.Mutex
+	sent     []transport.Inbound // From holds the recipient
+	received []transport.Inbound
+}
+
+func (p *tap) Send(ctx context.Context, to protocol.AMID, typ protocol.MessageType, payload string) error {
+	p.mu.Lock()
+	mutate := p.mutate
+	p.mu.Unlock()
+	if mutate != nil {
+		var ok bool
+		if payload, ok = mutate(typ, payload); !ok {
+			return nil
+		}
+	}
+	p.mu.Lock()
+	p.sent = append(p.sent, transport.Inbound{From: to, Type: typ, Payload: payload})
+	p.mu.Unlock()
+	return p.Transport.Send(ctx, to, typ, payload)
+}
+
+func (p *tap) Recv(ctx context.Context) (transport.Inbound, error) {
+	in, err := p.Transport.Recv(ctx)
+	if err == nil {
+		p.mu.Lock()
+		p.received = append(p.received, in)
+		p.mu.Unlock()
+	}
+	return in, err
+}
+
+func (p *tap) setMutate(f func(protocol.MessageType, string) (string, bool)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mutate = f
+}
+
+// frames returns the frames of type typ sent (out) or received.
+func (p *tap) frames(out bool, typ protocol.MessageType) []transport.Inbound {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.received
+	if out {
+		list = p.sent
+	}
+	var got []transport.Inbound
+	for _, f := range list {
+		if f.Type == typ {
+			got = append(got, f)
+		}
+	}
+	return got
 }
 
 // host is one agent's session layer over the mesh.
@@ -128,7 +192,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		h.id = id
 		h.signer = registry.NewSignerFunc(id.SigningPublicKey(), id.Sign)
 		if o.org != nil {
-			o.org.enroll(t, h)
+			o.certChain = o.org.enroll(t, h)
 		} else {
 			_, err = m.client.Register(ctx, h.signer, registry.RegisterRequest{
 				AMID: string(id.AMID()), SigningPublicKey: h.signer.PublicKey(),
@@ -162,10 +226,15 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 	}
 	h.logs = &syncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: h.id.AMID().Short(), Level: hclog.Debug, Output: h.logs})
+	var tr transport.Transport = transport.NewRelay(h.conn, log)
+	if o.tap != nil {
+		o.tap.Transport = tr
+		tr = o.tap
+	}
 	h.Manager, err = session.New(session.Config{
 		Identity:         h.id,
 		Directory:        m.client,
-		Transport:        transport.NewRelay(h.conn, log),
+		Transport:        tr,
 		Prekeys:          pk,
 		Nonces:           h.nonces,
 		Policy:           o.policy,
@@ -267,8 +336,9 @@ func (m *mesh) newOrg(t testing.TB, domain string) *testOrg {
 	return &testOrg{m: m, id: reg.OrganizationID, admin: admin, domain: domain}
 }
 
-// enroll registers h's agent as a member of the organization.
-func (o *testOrg) enroll(t testing.TB, h *host) {
+// enroll registers h's agent as a member of the organization and returns
+// its certificate chain.
+func (o *testOrg) enroll(t testing.TB, h *host) []string {
 	t.Helper()
 	resp, err := o.m.client.EnrollOrgAgent(context.Background(), o.admin, registry.OrgEnrollment{
 		OrganizationID:         o.id,
@@ -282,6 +352,7 @@ func (o *testOrg) enroll(t testing.TB, h *host) {
 	if len(resp.CertificateChain) < 2 {
 		t.Fatalf("enrolment returned a chain of %d", len(resp.CertificateChain))
 	}
+	return resp.CertificateChain
 }
 
 // revoke revokes h's agent at the registry, as its organization.
