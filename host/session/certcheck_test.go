@@ -10,16 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/dnstest"
 	"github.com/agentmesh/agentmesh-go/mesh/certs"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
@@ -44,28 +43,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// txtRecords is an in-process DNS zone holding TXT records.
-type txtRecords struct {
-	mu sync.Mutex
-	m  map[string][]string
-}
-
-func (r *txtRecords) set(name string, values []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.m[strings.TrimSuffix(name, ".")] = values
-}
-
-func (r *txtRecords) LookupTXT(_ context.Context, name string) ([]string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.m[strings.TrimSuffix(name, ".")]
-	if !ok {
-		return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-	}
-	return v, nil
-}
-
 // githubToken is the only access token the fake GitHub accepts.
 const githubToken = "gho-certcheck-test-token"
 
@@ -77,7 +54,7 @@ type testRegistry struct {
 	ca     *registryserver.Authority
 	http   *httptest.Server
 	client *registry.Client
-	dns    *txtRecords
+	dns    *dnstest.Server
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
@@ -104,13 +81,13 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	t.Cleanup(github.Close)
 	gh := registryserver.GitHubProvider("client-id", "client-secret")
 	gh.UserInfoURL = github.URL + "/user"
-	dns := &txtRecords{m: map[string][]string{}}
+	dns := dnstest.New(t)
 	srv, err := registryserver.New(registryserver.Config{
 		Store:             st,
 		Logger:            hclog.NewNullLogger(),
 		Now:               clk.Now,
 		Authority:         ca,
-		Resolver:          dns,
+		Resolver:          dns.Resolver(),
 		OAuth:             registryserver.OAuthConfig{Providers: []registryserver.OAuthProvider{gh}},
 		RequestsPerMinute: 1 << 20,
 		RequestBurst:      1 << 20,
@@ -173,7 +150,7 @@ func (r *testRegistry) verifiedOrg(domain string) *testOrg {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.dns.set(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
+	r.dns.SetTXT(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
 	v, err := r.client.VerifyOrganization(ctx, admin.signer, reg.OrganizationID)
 	if err != nil {
 		r.t.Fatal(err)

@@ -254,9 +254,10 @@ func TestOrganizationCertificates(t *testing.T) {
 	if b.Session(s.ID()) == nil {
 		t.Fatal("receiver holds no session")
 	}
-	if !strings.Contains(b.logs.String(), "tier=organization") {
-		t.Fatal("receiver did not accept the agent as an organization agent")
-	}
+	waitFor(t, "the receiver to log an organization agent", func() bool {
+		return strings.Contains(b.logs.String(), "session accepted: peer=\""+a.id.AMID().Short()) &&
+			strings.Contains(b.logs.String(), "tier=organization")
+	})
 
 	// A year and a day later the agent's certificate has expired.
 	m.offset.Store(int64(366 * 24 * time.Hour))

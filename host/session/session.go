@@ -286,8 +286,8 @@ func (s *Session) end(reason protocol.CloseReason, byPeer bool) {
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
-	close(s.done)
 	s.m.removeSession(s)
+	close(s.done)
 	s.m.log.Info("session closed", "peer", s.peer.Short(), "session", s.id, "reason", reason, "by_peer", byPeer)
 }
 

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/dnstest"
 	"github.com/agentmesh/agentmesh-go/mesh/certs"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
@@ -28,12 +29,12 @@ import (
 // test DNS server.
 type certEnv struct {
 	*testEnv
-	dns *testDNS
+	dns *dnstest.Server
 }
 
 func newCertEnv(t *testing.T, st *Store, opts ...func(*Config)) *certEnv {
 	t.Helper()
-	d := newTestDNS(t)
+	d := dnstest.New(t)
 	opts = append([]func(*Config){func(c *Config) { c.Resolver = d.Resolver() }}, opts...)
 	return &certEnv{testEnv: newEnv(t, st, opts...), dns: d}
 }

@@ -175,9 +175,15 @@ func (a *testAgent) ExchangePublic() string {
 	return protocol.EncodeExchangePublicKey(a.Exchange.PublicKey())
 }
 
-// sign signs a request at the server's current time.
+// sign signs a request at the server's current time, with the timestamp
+// written as JavaScript clients write it ("2006-01-02T15:04:05.000Z").
+// An agent's registry.Signer signs at the real time in the Go form
+// ("2006-01-02T15:04:05.123+00:00"), so when a test signs for one agent
+// both ways within one millisecond the two signatures still differ and
+// the registry never refuses the second request as a replay of the first.
+// Calling sign twice at the same server time gives the same signature.
 func (e *testEnv) sign(a *testAgent) registry.Signed {
-	ts := protocol.FormatSigningTimestamp(e.clock.Now())
+	ts := protocol.FormatJSTimestamp(e.clock.Now())
 	return registry.Signed{Timestamp: ts, Signature: protocol.SignTimestamp(a.Signing, ts)}
 }
 
