@@ -3,6 +3,7 @@ package session_test
 import (
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -271,4 +272,58 @@ func echoed(t testing.TB, answer protocol.Payload) string {
 		t.Fatal(err)
 	}
 	return v.Word
+}
+
+func TestPolicyChangesAndPause(t *testing.T) {
+	m := newMesh(t)
+	ctx := t.Context()
+	b := m.newHost(t, hostOptions{})
+	a := m.newHost(t, hostOptions{})
+	if _, err := a.Open(ctx, b.id.AMID(), session.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The owner edits the policy file and the host reloads it.
+	path := filepath.Join(b.home, "policy.json")
+	p := b.Policy()
+	p.Blocklist = []protocol.AMID{a.id.AMID()}
+	if err := session.SavePolicy(path, p); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := session.LoadPolicy(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPolicy(loaded); err != nil {
+		t.Fatal(err)
+	}
+	var re *session.RejectedError
+	if _, err := a.Open(ctx, b.id.AMID(), session.OpenOptions{}); !errors.As(err, &re) || re.Reason != string(protocol.RejectBlocked) {
+		t.Fatalf("Open after blocking: %v", err)
+	}
+	if len(b.Sessions()) != 1 {
+		t.Fatalf("a policy change ended open sessions: %d left", len(b.Sessions()))
+	}
+	bad := b.Policy()
+	bad.AcceptTiers = nil
+	if err := b.SetPolicy(bad); err == nil {
+		t.Fatal("an invalid policy was taken")
+	}
+	if got := b.Policy().Blocklist; len(got) != 1 {
+		t.Fatalf("a refused policy changed the one in force: blocklist %v", got)
+	}
+
+	if err := b.SetPolicy(session.Permissive()); err != nil {
+		t.Fatal(err)
+	}
+	b.Pause()
+	if _, err := a.Open(ctx, b.id.AMID(), session.OpenOptions{}); !errors.As(err, &re) || re.Reason != string(protocol.RejectPaused) {
+		t.Fatalf("Open while paused: %v", err)
+	}
+	if !b.Resume() {
+		t.Fatal("Resume did not resume")
+	}
+	if _, err := a.Open(ctx, b.id.AMID(), session.OpenOptions{}); err != nil {
+		t.Fatalf("Open after Resume: %v", err)
+	}
 }

@@ -1,11 +1,18 @@
-// Package session holds the host's session layer: the KNOCK policy and its
-// evaluation, the replay cache for KNOCK nonces and capability negotiation
-// (PROTOCOL.md §6.4–§6.7, DESIGN.md §4 items 2 and 3).
+// Package session is the host's session layer (PROTOCOL.md §6–§7,
+// DESIGN.md §4): the KNOCK handshake, the receiver's policy and certificate
+// checks, capability negotiation, and the encrypted sessions that follow.
+//
+// A [Manager] opens sessions ([Manager.Open]) and answers KNOCKs, moving
+// every session's messages between a transport and a [Handler] (the skill
+// runtime). Every peer's keys, tier and reputation come from the registry
+// ([Directory]), never from the peer: a KNOCK whose signatures do not
+// verify against the sender's registered keys, or whose nonce was seen
+// before ([NonceStore], on disk), is dropped without an answer.
 //
 // The policy is a JSON file the owner edits ([LoadPolicy], [SavePolicy]); an
 // [Evaluator] applies it to each verified KNOCK in the [PROPOSED] Go order of
-// PROTOCOL.md §6.4 and answers with a REJECT reason. Tier and reputation come
-// from the registry, never from the KNOCK ([RegistryFacts]).
+// PROTOCOL.md §6.4 and answers with a REJECT reason. Certificate chains of
+// verified and organization agents are checked by a [CertChecker].
 package session
 
 import (
