@@ -414,18 +414,25 @@ func (m *Manager) handlePlainClose(in transport.Inbound) {
 	}
 }
 
-// receiveLoop decrypts and handles the session's messages in order.
-func (s *Session) receiveLoop() {
-	defer s.m.wg.Done()
+// context returns a context that ends with the session or the Manager.
+func (s *Session) context() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	go func() {
 		select {
 		case <-s.done:
 		case <-s.m.done:
+		case <-ctx.Done():
 		}
 		cancel()
 	}()
+	return ctx, cancel
+}
+
+// receiveLoop decrypts and handles the session's messages in order.
+func (s *Session) receiveLoop() {
+	defer s.m.wg.Done()
+	ctx, cancel := s.context()
+	defer cancel()
 	for {
 		select {
 		case payload := <-s.inbox:
@@ -649,15 +656,8 @@ func (s *Session) mismatch(intent, capability, message string) *protocol.ErrorPa
 // requestLoop serves the session's REQUESTs one at a time.
 func (s *Session) requestLoop() {
 	defer s.m.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-		case <-s.m.done:
-		}
-		cancel()
-	}()
 	for {
 		select {
 		case msg := <-s.requests:
