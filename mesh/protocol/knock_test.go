@@ -413,6 +413,10 @@ func FuzzParseHandshake(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte(`{"type":"REJECT","reason":"blocked","timestamp":1,"from":"` + string(bob.amid) + `","to":"` + string(alice.amid) + `","knockNonce":"00112233445566778899aabbccddeeff","signature":"x"}`))
 	f.Add([]byte(`{"type": "reject", "reason": "paused"}`))
+	f.Add([]byte(`{"type":"knock","protocol_version":"agentmesh/0.2","from":{"amid":"` + string(alice.amid) +
+		`","tier":2,"display_name":null,"reputation_score":0.5},"intent":{"category":"travel","subcategory":"flights","urgency":"normal"},` +
+		`"session_request":{"type":"request_response","expected_messages":null,"ttl_seconds":300},` +
+		`"timestamp":"2026-11-28T04:00:00.123456+00:00","signature":"x","offered_capabilities":["json"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ParseHandshake(data)
 		if err != nil {
@@ -428,7 +432,7 @@ func FuzzParseHandshake(f *testing.F) {
 		type marshaler interface{ Marshal() ([]byte, error) }
 		m, ok := h.(marshaler)
 		if !ok {
-			return // Python-format messages are parsed, never emitted.
+			return // Python-format ACCEPTs are parsed, never emitted.
 		}
 		out, err := m.Marshal()
 		if err != nil {

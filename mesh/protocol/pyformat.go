@@ -301,22 +301,28 @@ func (k *PyKnock) Marshal() ([]byte, error) {
 		from = append(from, Member{"display_name", nil})
 	}
 	from = append(from, Member{"reputation_score", k.From.ReputationScore})
-	sr := Object{{"type", k.SessionRequest.Type}}
-	if k.SessionRequest.ExpectedMessages > 0 {
-		sr = append(sr, Member{"expected_messages", k.SessionRequest.ExpectedMessages})
-	} else {
-		sr = append(sr, Member{"expected_messages", nil})
+	var sr Object
+	if k.SessionRequest != (PySessionRequest{}) {
+		sr = Object{{"type", k.SessionRequest.Type}}
+		if k.SessionRequest.ExpectedMessages > 0 {
+			sr = append(sr, Member{"expected_messages", k.SessionRequest.ExpectedMessages})
+		} else {
+			sr = append(sr, Member{"expected_messages", nil})
+		}
+		if k.SessionRequest.TTLSeconds > 0 {
+			sr = append(sr, Member{"ttl_seconds", k.SessionRequest.TTLSeconds})
+		}
 	}
-	sr = append(sr, Member{"ttl_seconds", k.SessionRequest.TTLSeconds})
 	o := Object{
 		{"type", "knock"},
 		{"protocol_version", k.ProtocolVersion},
 		{"from", from},
 		{"intent", k.intentValue()},
-		{"session_request", sr},
-		{"timestamp", k.Timestamp},
-		{"signature", k.Signature},
 	}
+	if sr != nil {
+		o = append(o, Member{"session_request", sr})
+	}
+	o = append(o, Member{"timestamp", k.Timestamp}, Member{"signature", k.Signature})
 	if k.CertificateChain != nil {
 		o = append(o, Member{"certificate_chain", stringList(k.CertificateChain)})
 	}
