@@ -7,54 +7,22 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/agentmesh/agentmesh-go/host/identity"
 	"github.com/agentmesh/agentmesh-go/host/ratchet"
+	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
-	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
 )
 
 // startRegistry runs a real registry server on loopback over a SQLite store
 // in a temporary directory and returns a client for it.
 func startRegistry(t *testing.T) *registry.Client {
 	t.Helper()
-	st, err := registryserver.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "registry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := registryserver.New(registryserver.Config{
-		Store:  st,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "registry", Level: hclog.Warn, Output: logWriter{t}}),
-		// Every request of a test comes from one address.
-		RequestsPerMinute: 1 << 20,
-		RequestBurst:      1 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	c, err := registry.NewClient(hs.URL + "/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
+	return meshtest.StartRegistry(t, meshtest.RegistryOptions{}).Client
 }
 
 // agent is a registered agent: its identity and a registry signer that
@@ -215,27 +183,10 @@ func registryCount(t *testing.T, c *registry.Client, a *agent) int {
 	return n.OneTimePrekeysRemaining
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+// newClock returns a settable clock at a fixed start.
+func newClock() *meshtest.Clock {
+	return meshtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 // detReader is a deterministic byte stream for reproducible keys: SHA-256
 // of a counter.

@@ -16,32 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/agentmesh/agentmesh-go/internal/dnstest"
+	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/mesh/certs"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
 )
-
-// testClock is the settable clock of a test registry.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // githubToken is the only access token the fake GitHub accepts.
 const githubToken = "gho-certcheck-test-token"
@@ -49,27 +29,14 @@ const githubToken = "gho-certcheck-test-token"
 // testRegistry is a real registry server on loopback over SQLite, whose
 // root CA, clock, DNS and GitHub account endpoint the test controls.
 type testRegistry struct {
-	t      *testing.T
-	clock  *testClock
-	ca     *registryserver.Authority
-	http   *httptest.Server
-	client *registry.Client
-	dns    *dnstest.Server
+	*meshtest.Registry
+	t     *testing.T
+	clock *meshtest.Clock
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	ctx := context.Background()
-	clk := &testClock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	st, err := registryserver.OpenStore(ctx, "sqlite://"+t.TempDir()+"/registry.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ca, err := registryserver.NewAuthority(clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := meshtest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	github := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+githubToken {
 			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
@@ -81,112 +48,51 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	t.Cleanup(github.Close)
 	gh := registryserver.GitHubProvider("client-id", "client-secret")
 	gh.UserInfoURL = github.URL + "/user"
-	dns := dnstest.New(t)
-	srv, err := registryserver.New(registryserver.Config{
-		Store:             st,
-		Logger:            hclog.NewNullLogger(),
-		Now:               clk.Now,
-		Authority:         ca,
-		Resolver:          dns.Resolver(),
-		OAuth:             registryserver.OAuthConfig{Providers: []registryserver.OAuthProvider{gh}},
-		RequestsPerMinute: 1 << 20,
-		RequestBurst:      1 << 20,
+	reg := meshtest.StartRegistry(t, meshtest.RegistryOptions{
+		Now: clk.Now,
+		Configure: func(c *registryserver.Config) {
+			c.OAuth = registryserver.OAuthConfig{Providers: []registryserver.OAuthProvider{gh}}
+		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	client, err := registry.NewClient(hs.URL + "/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testRegistry{t: t, clock: clk, ca: ca, http: hs, client: client, dns: dns}
-}
-
-// testAgent holds an agent's keys.
-type testAgent struct {
-	amid     protocol.AMID
-	signing  ed25519.PrivateKey
-	exchange *ecdh.PrivateKey
-	signer   *registry.Signer
-}
-
-func newCertTestAgent(t *testing.T) *testAgent {
-	t.Helper()
-	_, sk, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xk, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := registry.NewSigner(sk)
-	return &testAgent{amid: s.AMID, signing: sk, exchange: xk, signer: s}
+	return &testRegistry{Registry: reg, t: t, clock: clk}
 }
 
 // testOrg is a verified organization of a test registry.
 type testOrg struct {
 	id     string
 	domain string
-	admin  *testAgent
+	admin  *meshtest.Agent
 }
 
 // verifiedOrg registers an organization for domain, publishes its DNS
 // challenge and has the registry verify it.
 func (r *testRegistry) verifiedOrg(domain string) *testOrg {
 	r.t.Helper()
-	ctx := context.Background()
-	admin := newCertTestAgent(r.t)
+	admin := meshtest.NewAgent(r.t)
 	// The admin registers as an agent so that it may revoke the
 	// organization's agents.
-	if _, err := r.client.Register(ctx, admin.signer, registry.RegisterRequest{
-		ExchangePublicKey: protocol.EncodeExchangePublicKey(admin.exchange.PublicKey()),
-	}); err != nil {
-		r.t.Fatal(err)
-	}
-	reg, err := r.client.RegisterOrganization(ctx, admin.signer, "Org "+domain, domain)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.dns.SetTXT(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
-	v, err := r.client.VerifyOrganization(ctx, admin.signer, reg.OrganizationID)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if !v.Verified {
-		r.t.Fatalf("organization %s not verified: %+v", domain, v)
-	}
-	return &testOrg{id: reg.OrganizationID, domain: domain, admin: admin}
+	r.Register(r.t, admin.Signer, admin.ExchangeKey.PublicKey())
+	return &testOrg{id: r.VerifiedOrganization(r.t, admin.Signer, domain), domain: domain, admin: admin}
 }
 
 // enroll enrols a new agent in org and returns it with its chain.
-func (r *testRegistry) enroll(org *testOrg) (*testAgent, []string) {
+func (r *testRegistry) enroll(org *testOrg) (*meshtest.Agent, []string) {
 	r.t.Helper()
-	a := newCertTestAgent(r.t)
-	resp, err := r.client.EnrollOrgAgent(context.Background(), org.admin.signer, registry.OrgEnrollment{
-		OrganizationID:         org.id,
-		AgentAMID:              string(a.amid),
-		AgentSigningPublicKey:  a.signer.PublicKey(),
-		AgentExchangePublicKey: protocol.EncodeExchangePublicKey(a.exchange.PublicKey()),
-	})
-	if err != nil {
-		r.t.Fatal(err)
+	a := meshtest.NewAgent(r.t)
+	chain := r.Enroll(r.t, org.admin.Signer, org.id, a.Signer, a.ExchangeKey.PublicKey())
+	if len(chain) != 3 {
+		r.t.Fatalf("enrolment chain has %d certificates, want 3", len(chain))
 	}
-	if len(resp.CertificateChain) != 3 {
-		r.t.Fatalf("enrolment chain has %d certificates, want 3", len(resp.CertificateChain))
-	}
-	return a, resp.CertificateChain
+	return a, chain
 }
 
 // verifiedAgent registers a new agent with a GitHub access token, which
 // makes it verified, and returns it with its chain.
-func (r *testRegistry) verifiedAgent() (*testAgent, []string) {
+func (r *testRegistry) verifiedAgent() (*meshtest.Agent, []string) {
 	r.t.Helper()
-	a := newCertTestAgent(r.t)
-	resp, err := r.client.Register(context.Background(), a.signer, registry.RegisterRequest{
-		ExchangePublicKey: protocol.EncodeExchangePublicKey(a.exchange.PublicKey()),
+	a := meshtest.NewAgent(r.t)
+	resp, err := r.Client.Register(context.Background(), a.Signer, registry.RegisterRequest{
+		ExchangePublicKey: protocol.EncodeExchangePublicKey(a.ExchangeKey.PublicKey()),
 		VerificationToken: githubToken,
 	})
 	if err != nil {
@@ -200,9 +106,9 @@ func (r *testRegistry) verifiedAgent() (*testAgent, []string) {
 
 // knock builds a KNOCK from from to to carrying chain, with an X3DH member
 // whose ephemeral key is fresh and signed by from, and signs it.
-func knock(t *testing.T, from *testAgent, to protocol.AMID, chain []string, now time.Time) *protocol.Knock {
+func knock(t *testing.T, from *meshtest.Agent, to protocol.AMID, chain []string, now time.Time) *protocol.Knock {
 	t.Helper()
-	k, err := protocol.NewKnock(from.amid, to, protocol.KnockRequest{
+	k, err := protocol.NewKnock(from.AMID, to, protocol.KnockRequest{
 		Type:   protocol.SessionOneShot,
 		TTL:    300,
 		Intent: protocol.Intent{Capability: "travel/flights/search", Action: "message"},
@@ -215,18 +121,27 @@ func knock(t *testing.T, from *testAgent, to protocol.AMID, chain []string, now 
 		t.Fatal(err)
 	}
 	k.X3DH = &protocol.X3DHInit{
-		IdentityKey:    [32]byte(from.exchange.PublicKey().Bytes()),
+		IdentityKey:    [32]byte(from.ExchangeKey.PublicKey().Bytes()),
 		EphemeralKey:   [32]byte(eph.PublicKey().Bytes()),
 		SignedPrekeyID: 1,
 	}
 	k.CertificateChain = chain
-	if err := k.SignEphemeral(from.signing); err != nil {
+	if err := k.SignEphemeral(from.SigningKey); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Sign(from.signing); err != nil {
+	if err := k.Sign(from.SigningKey); err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// check has c check, with ctx, a KNOCK from `from` to `to` carrying chain,
+// made and checked at the registry's time.
+func (r *testRegistry) check(ctx context.Context, t *testing.T, c *CertChecker, from *meshtest.Agent, to protocol.AMID, chain []string) error {
+	t.Helper()
+	now := r.clock.Now()
+	_, err := c.Check(ctx, knock(t, from, to, chain, now), now)
+	return err
 }
 
 // countingDirectory passes requests to a registry client and counts them.
@@ -317,20 +232,57 @@ func wantReason(t *testing.T, err error, want protocol.RejectReason) {
 	}
 }
 
+// wantUnavailable checks that err refuses a KNOCK as carrying an invalid
+// certificate because the registry could not be asked.
+func wantUnavailable(t *testing.T, err error) {
+	t.Helper()
+	wantReason(t, err, protocol.RejectInvalidCertificate)
+	if !errors.Is(err, ErrCertCheckUnavailable) {
+		t.Fatalf("error %v does not say the registry was unavailable", err)
+	}
+}
+
+// spoiled is a KNOCK the checker must refuse: make turns a good KNOCK into
+// it.
+type spoiled struct {
+	name string
+	make func(t *testing.T, good *protocol.Knock) *protocol.Knock
+}
+
+// wantRefused checks, each in a subtest, what every case makes of a fresh
+// good KNOCK, and wants it refused as an invalid certificate without the
+// registry being blamed; then it checks that the same checker still accepts
+// a good KNOCK.
+func wantRefused(t *testing.T, c *CertChecker, now time.Time, good func(t *testing.T) *protocol.Knock, cases []spoiled) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.Check(context.Background(), tc.make(t, good(t)), now)
+			wantReason(t, err, protocol.RejectInvalidCertificate)
+			if errors.Is(err, ErrCertCheckUnavailable) {
+				t.Fatalf("a refused KNOCK reported as the registry being unavailable: %v", err)
+			}
+		})
+	}
+	if _, err := c.Check(context.Background(), good(t), now); err != nil {
+		t.Fatalf("a good KNOCK after the refused ones: %v", err)
+	}
+}
+
 func TestCertCheckAcceptsOrganizationAgent(t *testing.T) {
 	reg := newTestRegistry(t)
 	org := reg.verifiedOrg("acme.example")
 	agent, chain := reg.enroll(org)
-	receiver := newCertTestAgent(t)
-	c := NewCertChecker(reg.client)
+	receiver := meshtest.NewAgent(t)
+	c := NewCertChecker(reg.Client)
 
 	now := reg.clock.Now()
-	v, err := c.Check(context.Background(), knock(t, agent, receiver.amid, chain, now), now)
+	v, err := c.Check(context.Background(), knock(t, agent, receiver.AMID, chain, now), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.AMID != agent.amid || v.Tier != certs.TierOrganization || v.Organization != "acme.example" {
-		t.Fatalf("verified %s tier %s organization %q, want %s organization acme.example", v.AMID, v.Tier, v.Organization, agent.amid)
+	if v.AMID != agent.AMID || v.Tier != certs.TierOrganization || v.Organization != "acme.example" {
+		t.Fatalf("verified %s tier %s organization %q, want %s organization acme.example", v.AMID, v.Tier, v.Organization, agent.AMID)
 	}
 	ders, err := certs.DecodeChain(chain)
 	if err != nil {
@@ -341,7 +293,7 @@ func TestCertCheckAcceptsOrganizationAgent(t *testing.T) {
 	}
 	// The PY format, one PEM text for the whole chain, is accepted too.
 	pemChain := []string{string(certs.EncodePEM(ders))}
-	if _, err := c.Check(context.Background(), knock(t, agent, receiver.amid, pemChain, now), now); err != nil {
+	if _, err := c.Check(context.Background(), knock(t, agent, receiver.AMID, pemChain, now), now); err != nil {
 		t.Fatalf("PEM chain: %v", err)
 	}
 }
@@ -349,20 +301,20 @@ func TestCertCheckAcceptsOrganizationAgent(t *testing.T) {
 func TestCertCheckAcceptsVerifiedAgent(t *testing.T) {
 	reg := newTestRegistry(t)
 	agent, chain := reg.verifiedAgent()
-	dir := newCountingDirectory(reg.client)
+	dir := newCountingDirectory(reg.Client)
 	c := NewCertChecker(dir)
 
 	now := reg.clock.Now()
-	v, err := c.Check(context.Background(), knock(t, agent, newCertTestAgent(t).amid, chain, now), now)
+	v, err := c.Check(context.Background(), knock(t, agent, meshtest.NewAgent(t).AMID, chain, now), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.AMID != agent.amid || v.Tier != certs.TierVerified || v.Organization != "" {
-		t.Fatalf("verified %s tier %s organization %q, want %s verified without organization", v.AMID, v.Tier, v.Organization, agent.amid)
+	if v.AMID != agent.AMID || v.Tier != certs.TierVerified || v.Organization != "" {
+		t.Fatalf("verified %s tier %s organization %q, want %s verified without organization", v.AMID, v.Tier, v.Organization, agent.AMID)
 	}
 	// The root's CRL is asked for by the root's serial; no organization
 	// is looked up.
-	root := reg.ca.Root()
+	root := reg.Authority.Root()
 	if got := dir.crlCounts(); len(got) != 1 || got[root.SerialNumber.Text(16)] != 1 {
 		t.Fatalf("CRL requests %v, want one for the root %x", got, root.SerialNumber)
 	}
@@ -376,12 +328,11 @@ func TestCertCheckRefusesAnotherAgentsChain(t *testing.T) {
 	org := reg.verifiedOrg("acme.example")
 	alice, _ := reg.enroll(org)
 	_, bobChain := reg.enroll(org)
-	dir := newCountingDirectory(reg.client)
+	dir := newCountingDirectory(reg.Client)
 	c := NewCertChecker(dir)
 
 	// Alice sends Bob's valid chain and links the session with her own key.
-	now := reg.clock.Now()
-	_, err := c.Check(context.Background(), knock(t, alice, newCertTestAgent(t).amid, bobChain, now), now)
+	err := reg.check(context.Background(), t, c, alice, meshtest.NewAgent(t).AMID, bobChain)
 	wantReason(t, err, protocol.RejectInvalidCertificate)
 	if errors.Is(err, ErrCertCheckUnavailable) {
 		t.Fatalf("a chain of another agent reported as the registry being unavailable: %v", err)
@@ -397,8 +348,8 @@ func TestCertCheckRefusesBrokenChains(t *testing.T) {
 	other := reg.verifiedOrg("other.example")
 	agent, chain := reg.enroll(acme)
 	_, otherChain := reg.enroll(other)
-	receiver := newCertTestAgent(t).amid
-	c := NewCertChecker(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	c := NewCertChecker(reg.Client)
 	now := reg.clock.Now()
 
 	ders, err := certs.DecodeChain(chain)
@@ -410,97 +361,68 @@ func TestCertCheckRefusesBrokenChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := certs.IssueAgent(foreign, agent.signing.Public().(ed25519.PublicKey), agent.amid, certs.TierVerified, now.Add(-time.Hour), 24*time.Hour, big.NewInt(7))
+	forged, err := certs.IssueAgent(foreign, agent.SigningKey.Public().(ed25519.PublicKey), agent.AMID, certs.TierVerified, now.Add(-time.Hour), 24*time.Hour, big.NewInt(7))
 	if err != nil {
 		t.Fatal(err)
 	}
 	truncated := append([]byte(nil), ders[0][:len(ders[0])-10]...)
 
-	for _, tc := range []struct {
-		name  string
-		chain []string
-	}{
-		{"not base64", []string{"not base64 at all!"}},
-		{"garbage DER", certs.EncodeChain([][]byte{[]byte("garbage that is no certificate")})},
-		{"truncated leaf", certs.EncodeChain([][]byte{truncated, ders[1], ders[2]})},
-		{"leaf alone", certs.EncodeChain(ders[:1])},
-		{"another organization's certificate", []string{chain[0], otherChain[1], chain[2]}},
-		{"foreign root", certs.EncodeChain([][]byte{forged.Raw, foreign.Cert.Raw})},
-		{"too long", []string{chain[0], chain[1], chain[2], chain[2]}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.Check(context.Background(), knock(t, agent, receiver, tc.chain, now), now)
-			wantReason(t, err, protocol.RejectInvalidCertificate)
-			if errors.Is(err, ErrCertCheckUnavailable) {
-				t.Fatalf("a broken chain reported as the registry being unavailable: %v", err)
-			}
-		})
+	good := func(t *testing.T) *protocol.Knock { return knock(t, agent, receiver, chain, now) }
+	withChain := func(chain []string) func(*testing.T, *protocol.Knock) *protocol.Knock {
+		return func(t *testing.T, _ *protocol.Knock) *protocol.Knock { return knock(t, agent, receiver, chain, now) }
 	}
-
-	t.Run("no chain", func(t *testing.T) {
-		_, err := c.Check(context.Background(), knock(t, agent, receiver, nil, now), now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
+	wantRefused(t, c, now, good, []spoiled{
+		{"not base64", withChain([]string{"not base64 at all!"})},
+		{"garbage DER", withChain(certs.EncodeChain([][]byte{[]byte("garbage that is no certificate")}))},
+		{"truncated leaf", withChain(certs.EncodeChain([][]byte{truncated, ders[1], ders[2]}))},
+		{"leaf alone", withChain(certs.EncodeChain(ders[:1]))},
+		{"another organization's certificate", withChain([]string{chain[0], otherChain[1], chain[2]})},
+		{"foreign root", withChain(certs.EncodeChain([][]byte{forged.Raw, foreign.Cert.Raw}))},
+		{"too long", withChain([]string{chain[0], chain[1], chain[2], chain[2]})},
+		{"no chain", withChain(nil)},
+		{"no x3dh", func(_ *testing.T, k *protocol.Knock) *protocol.Knock {
+			k.X3DH = nil
+			return k
+		}},
+		{"no knock", func(*testing.T, *protocol.Knock) *protocol.Knock { return nil }},
 	})
-	t.Run("no x3dh", func(t *testing.T) {
-		k := knock(t, agent, receiver, chain, now)
-		k.X3DH = nil
-		_, err := c.Check(context.Background(), k, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-	})
-	t.Run("no knock", func(t *testing.T) {
-		_, err := c.Check(context.Background(), nil, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-	})
-	// The same checker still accepts the good chain.
-	if _, err := c.Check(context.Background(), knock(t, agent, receiver, chain, now), now); err != nil {
-		t.Fatalf("valid chain after the broken ones: %v", err)
-	}
 }
 
 func TestCertCheckRefusesWrongEphemeralSignature(t *testing.T) {
 	reg := newTestRegistry(t)
 	org := reg.verifiedOrg("acme.example")
 	agent, chain := reg.enroll(org)
-	receiver := newCertTestAgent(t).amid
-	c := NewCertChecker(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	c := NewCertChecker(reg.Client)
 	now := reg.clock.Now()
 
-	t.Run("signed by another key", func(t *testing.T) {
-		k := knock(t, agent, receiver, chain, now)
-		if err := k.SignEphemeral(newCertTestAgent(t).signing); err != nil {
-			t.Fatal(err)
-		}
-		_, err := c.Check(context.Background(), k, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
+	wantRefused(t, c, now, func(t *testing.T) *protocol.Knock { return knock(t, agent, receiver, chain, now) }, []spoiled{
+		{"signed by another key", func(t *testing.T, k *protocol.Knock) *protocol.Knock {
+			if err := k.SignEphemeral(meshtest.NewAgent(t).SigningKey); err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}},
+		{"ephemeral key swapped", func(_ *testing.T, k *protocol.Knock) *protocol.Knock {
+			k.X3DH.EphemeralKey[0] ^= 1
+			return k
+		}},
+		{"for another receiver", func(t *testing.T, k *protocol.Knock) *protocol.Knock {
+			k.To = meshtest.NewAgent(t).AMID
+			return k
+		}},
+		{"missing", func(_ *testing.T, k *protocol.Knock) *protocol.Knock {
+			k.X3DH.EphemeralSignature = nil
+			return k
+		}},
 	})
-	t.Run("ephemeral key swapped", func(t *testing.T) {
-		k := knock(t, agent, receiver, chain, now)
-		k.X3DH.EphemeralKey[0] ^= 1
-		_, err := c.Check(context.Background(), k, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-	})
-	t.Run("for another receiver", func(t *testing.T) {
-		k := knock(t, agent, receiver, chain, now)
-		k.To = newCertTestAgent(t).amid
-		_, err := c.Check(context.Background(), k, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-	})
-	t.Run("missing", func(t *testing.T) {
-		k := knock(t, agent, receiver, chain, now)
-		k.X3DH.EphemeralSignature = nil
-		_, err := c.Check(context.Background(), k, now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-	})
-	if _, err := c.Check(context.Background(), knock(t, agent, receiver, chain, now), now); err != nil {
-		t.Fatalf("the correctly signed KNOCK: %v", err)
-	}
 }
 
 func TestCertCheckExpired(t *testing.T) {
 	reg := newTestRegistry(t)
 	org := reg.verifiedOrg("acme.example")
 	agent, chain := reg.enroll(org)
-	c := NewCertChecker(reg.client)
+	c := NewCertChecker(reg.Client)
 	ders, err := certs.DecodeChain(chain)
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +431,7 @@ func TestCertCheckExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	receiver := newCertTestAgent(t).amid
+	receiver := meshtest.NewAgent(t).AMID
 
 	// The registry's clock moves along, so that it serves fresh CRLs.
 	at := leaf.NotAfter
@@ -527,21 +449,17 @@ func TestCertCheckRevocationCachedForAnHour(t *testing.T) {
 	org := reg.verifiedOrg("acme.example")
 	agent, chain := reg.enroll(org)
 	other, otherChain := reg.enroll(org)
-	receiver := newCertTestAgent(t).amid
-	dir := newCountingDirectory(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	dir := newCountingDirectory(reg.Client)
 	c := NewCertChecker(dir)
 	ctx := context.Background()
-	rootCRL := reg.ca.Root().SerialNumber.Text(16)
+	rootCRL := reg.Authority.Root().SerialNumber.Text(16)
 
-	check := func() error {
-		now := reg.clock.Now()
-		_, err := c.Check(ctx, knock(t, agent, receiver, chain, now), now)
-		return err
-	}
+	check := func() error { return reg.check(ctx, t, c, agent, receiver, chain) }
 	if err := check(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.client.Revoke(ctx, org.admin.signer, string(agent.amid), registry.ReasonKeyCompromise, ""); err != nil {
+	if _, err := reg.Client.Revoke(ctx, org.admin.Signer, string(agent.AMID), registry.ReasonKeyCompromise, ""); err != nil {
 		t.Fatal(err)
 	}
 	// Within the hour the CRLs fetched for the first check still serve.
@@ -565,8 +483,7 @@ func TestCertCheckRevocationCachedForAnHour(t *testing.T) {
 	}
 	// Another agent of the organization is not affected; checking it
 	// refreshes the root's list too.
-	now := reg.clock.Now()
-	if _, err := c.Check(ctx, knock(t, other, receiver, otherChain, now), now); err != nil {
+	if err := reg.check(ctx, t, c, other, receiver, otherChain); err != nil {
 		t.Fatalf("an unrevoked agent of the same organization: %v", err)
 	}
 	if got := dir.crlCounts(); got[org.id] != 2 || got[rootCRL] != 2 {
@@ -577,15 +494,13 @@ func TestCertCheckRevocationCachedForAnHour(t *testing.T) {
 func TestCertCheckRevokedVerifiedAgent(t *testing.T) {
 	reg := newTestRegistry(t)
 	agent, chain := reg.verifiedAgent()
-	receiver := newCertTestAgent(t).amid
-	c := NewCertChecker(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	c := NewCertChecker(reg.Client)
 	ctx := context.Background()
-	if _, err := reg.client.Revoke(ctx, agent.signer, string(agent.amid), registry.ReasonCessationOfOperation, ""); err != nil {
+	if _, err := reg.Client.Revoke(ctx, agent.Signer, string(agent.AMID), registry.ReasonCessationOfOperation, ""); err != nil {
 		t.Fatal(err)
 	}
-	now := reg.clock.Now()
-	_, err := c.Check(ctx, knock(t, agent, receiver, chain, now), now)
-	wantReason(t, err, protocol.RejectCertificateRevoked)
+	wantReason(t, reg.check(ctx, t, c, agent, receiver, chain), protocol.RejectCertificateRevoked)
 }
 
 func TestCertCheckFailsClosedWithoutRegistry(t *testing.T) {
@@ -594,64 +509,45 @@ func TestCertCheckFailsClosedWithoutRegistry(t *testing.T) {
 	t.Run("unreachable from the start", func(t *testing.T) {
 		reg := newTestRegistry(t)
 		agent, chain := reg.enroll(reg.verifiedOrg("acme.example"))
-		c := NewCertChecker(reg.client)
-		reg.http.Close()
-		now := reg.clock.Now()
-		_, err := c.Check(ctx, knock(t, agent, newCertTestAgent(t).amid, chain, now), now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-		if !errors.Is(err, ErrCertCheckUnavailable) {
-			t.Fatalf("error %v does not say the registry was unavailable", err)
-		}
+		c := NewCertChecker(reg.Client)
+		reg.HTTP.Close()
+		wantUnavailable(t, reg.check(ctx, t, c, agent, meshtest.NewAgent(t).AMID, chain))
 	})
 
 	t.Run("no CRL held", func(t *testing.T) {
 		reg := newTestRegistry(t)
 		agent, chain := reg.enroll(reg.verifiedOrg("acme.example"))
-		dir := newCountingDirectory(reg.client)
+		dir := newCountingDirectory(reg.Client)
 		dir.failCRLs = true
 		c := NewCertChecker(dir)
-		now := reg.clock.Now()
-		_, err := c.Check(ctx, knock(t, agent, newCertTestAgent(t).amid, chain, now), now)
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-		if !errors.Is(err, ErrCertCheckUnavailable) {
-			t.Fatalf("error %v does not say the registry was unavailable", err)
-		}
+		wantUnavailable(t, reg.check(ctx, t, c, agent, meshtest.NewAgent(t).AMID, chain))
 	})
 
 	t.Run("CRL held grows stale", func(t *testing.T) {
 		reg := newTestRegistry(t)
 		agent, chain := reg.enroll(reg.verifiedOrg("acme.example"))
-		receiver := newCertTestAgent(t).amid
-		c := NewCertChecker(reg.client)
-		check := func() error {
-			now := reg.clock.Now()
-			_, err := c.Check(ctx, knock(t, agent, receiver, chain, now), now)
-			return err
-		}
+		receiver := meshtest.NewAgent(t).AMID
+		c := NewCertChecker(reg.Client)
+		check := func() error { return reg.check(ctx, t, c, agent, receiver, chain) }
 		if err := check(); err != nil {
 			t.Fatal(err)
 		}
-		reg.http.Close()
+		reg.HTTP.Close()
 		reg.clock.Advance(59 * time.Minute)
 		if err := check(); err != nil {
 			t.Fatalf("registry down, CRLs still fresh: %v", err)
 		}
 		reg.clock.Advance(2 * time.Minute)
-		err := check()
-		wantReason(t, err, protocol.RejectInvalidCertificate)
-		if !errors.Is(err, ErrCertCheckUnavailable) {
-			t.Fatalf("error %v does not say the registry was unavailable", err)
-		}
+		wantUnavailable(t, check())
 	})
 
 	t.Run("context ends", func(t *testing.T) {
 		reg := newTestRegistry(t)
 		agent, chain := reg.enroll(reg.verifiedOrg("acme.example"))
-		c := NewCertChecker(reg.client)
+		c := NewCertChecker(reg.Client)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		now := reg.clock.Now()
-		_, err := c.Check(cctx, knock(t, agent, newCertTestAgent(t).amid, chain, now), now)
+		err := reg.check(cctx, t, c, agent, meshtest.NewAgent(t).AMID, chain)
 		if !errors.Is(err, ErrCertCheckUnavailable) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("check with an ended context: %v", err)
 		}
@@ -662,13 +558,13 @@ func TestCertCheckConcurrentChecksShareFetches(t *testing.T) {
 	reg := newTestRegistry(t)
 	org := reg.verifiedOrg("acme.example")
 	const n = 8
-	agents := make([]*testAgent, n)
+	agents := make([]*meshtest.Agent, n)
 	chains := make([][]string, n)
 	for i := range agents {
 		agents[i], chains[i] = reg.enroll(org)
 	}
-	receiver := newCertTestAgent(t).amid
-	dir := newCountingDirectory(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	dir := newCountingDirectory(reg.Client)
 	dir.started, dir.release = make(chan struct{}), make(chan struct{})
 	started := dir.started
 	c := NewCertChecker(dir)
@@ -692,7 +588,7 @@ func TestCertCheckConcurrentChecksShareFetches(t *testing.T) {
 		}
 	}
 	roots, _, lookups := dir.counts()
-	if got := dir.crlCounts(); roots != 1 || lookups != 1 || len(got) != 2 || got[org.id] != 1 || got[reg.ca.Root().SerialNumber.Text(16)] != 1 {
+	if got := dir.crlCounts(); roots != 1 || lookups != 1 || len(got) != 2 || got[org.id] != 1 || got[reg.Authority.Root().SerialNumber.Text(16)] != 1 {
 		t.Fatalf("%d checks made %d root requests, %d organization lookups and CRL requests %v; want one of each", n, roots, lookups, got)
 	}
 }
@@ -700,15 +596,11 @@ func TestCertCheckConcurrentChecksShareFetches(t *testing.T) {
 func TestCertCheckFollowsRootRotation(t *testing.T) {
 	reg := newTestRegistry(t)
 	before, beforeChain := reg.verifiedAgent()
-	receiver := newCertTestAgent(t).amid
-	dir := newCountingDirectory(reg.client)
+	receiver := meshtest.NewAgent(t).AMID
+	dir := newCountingDirectory(reg.Client)
 	c := NewCertChecker(dir)
 	ctx := context.Background()
-	check := func(a *testAgent, chain []string) error {
-		now := reg.clock.Now()
-		_, err := c.Check(ctx, knock(t, a, receiver, chain, now), now)
-		return err
-	}
+	check := func(a *meshtest.Agent, chain []string) error { return reg.check(ctx, t, c, a, receiver, chain) }
 	rootRequests := func() int {
 		roots, _, _ := dir.counts()
 		return roots
@@ -717,7 +609,7 @@ func TestCertCheckFollowsRootRotation(t *testing.T) {
 	if err := check(before, beforeChain); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.ca.Rotate(reg.clock.Now()); err != nil {
+	if _, err := reg.Authority.Rotate(reg.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	after, afterChain := reg.verifiedAgent()
@@ -747,7 +639,7 @@ func TestCertCheckFollowsRootRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := certs.IssueAgent(foreign, before.signing.Public().(ed25519.PublicKey), before.amid, certs.TierVerified, reg.clock.Now().Add(-time.Hour), 24*time.Hour, big.NewInt(9))
+	forged, err := certs.IssueAgent(foreign, before.SigningKey.Public().(ed25519.PublicKey), before.AMID, certs.TierVerified, reg.clock.Now().Add(-time.Hour), 24*time.Hour, big.NewInt(9))
 	if err != nil {
 		t.Fatal(err)
 	}

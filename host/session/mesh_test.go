@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,20 +16,17 @@ import (
 	"github.com/agentmesh/agentmesh-go/host/prekeys"
 	"github.com/agentmesh/agentmesh-go/host/session"
 	"github.com/agentmesh/agentmesh-go/host/transport"
-	"github.com/agentmesh/agentmesh-go/internal/dnstest"
+	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
-	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
 	"github.com/agentmesh/agentmesh-go/mesh/relay"
-	"github.com/agentmesh/agentmesh-go/mesh/relay/relayserver"
 )
 
 // mesh is a real registry and relay on loopback, for hosts to meet.
 type mesh struct {
 	t        testing.TB
-	registry string // base URL
+	registry *meshtest.Registry
 	relay    string // WebSocket URL
-	dns      *dnstest.Server
 	client   *registry.Client
 	// offset moves the clock of the registry and of every host.
 	offset atomic.Int64
@@ -41,42 +36,10 @@ func (m *mesh) now() time.Time { return time.Now().Add(time.Duration(m.offset.Lo
 
 func newMesh(t testing.TB) *mesh {
 	t.Helper()
-	ctx := context.Background()
-	m := &mesh{t: t, dns: dnstest.New(t)}
-	dir := t.TempDir()
-	st, err := registryserver.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "registry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registryserver.New(registryserver.Config{
-		Store: st, Now: m.now, Resolver: m.dns.Resolver(),
-		RequestsPerMinute: 1 << 20, RequestBurst: 1 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := httptest.NewServer(reg)
-	t.Cleanup(func() { rs.Close(); st.Close() })
-	m.registry = rs.URL
-	rst, err := relayserver.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := relayserver.New(relayserver.Config{
-		Store: rst,
-		Limits: relayserver.Limits{SendsPerMinute: -1, KnocksPerMinute: -1, ICEPerMinute: -1,
-			PresencePerMinute: -1, ControlPerMinute: -1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(rel)
-	t.Cleanup(func() { hs.Close(); rel.Close(); rst.Close() })
-	m.relay = "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/connect"
-	m.client, err = registry.NewClient(m.registry + "/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := &mesh{t: t}
+	m.registry = meshtest.StartRegistry(t, meshtest.RegistryOptions{Now: m.now})
+	m.client = m.registry.Client
+	m.relay = meshtest.StartRelay(t, meshtest.RelayOptions{}).URL
 	return m
 }
 
@@ -194,13 +157,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		if o.org != nil {
 			o.certChain = o.org.enroll(t, h)
 		} else {
-			_, err = m.client.Register(ctx, h.signer, registry.RegisterRequest{
-				AMID: string(id.AMID()), SigningPublicKey: h.signer.PublicKey(),
-				ExchangePublicKey: protocol.EncodeExchangePublicKey(id.ExchangePublicKey()),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m.registry.Register(t, h.signer, id.ExchangePublicKey())
 		}
 	} else {
 		h.signer = registry.NewSignerFunc(h.id.SigningPublicKey(), h.id.Sign)
@@ -313,46 +270,25 @@ type testOrg struct {
 
 func (m *mesh) newOrg(t testing.TB, domain string) *testOrg {
 	t.Helper()
-	ctx := context.Background()
 	adminID, err := identity.Generate(rand.Reader, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := registry.NewSignerFunc(adminID.SigningPublicKey(), adminID.Sign)
-	if _, err := m.client.Register(ctx, admin, registry.RegisterRequest{
-		AMID: string(adminID.AMID()), SigningPublicKey: admin.PublicKey(),
-		ExchangePublicKey: protocol.EncodeExchangePublicKey(adminID.ExchangePublicKey()),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := m.client.RegisterOrganization(ctx, admin, "Org "+domain, domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.dns.SetTXT(reg.DNSChallenge.RecordName, []string{reg.DNSChallenge.RecordValue})
-	if v, err := m.client.VerifyOrganization(ctx, admin, reg.OrganizationID); err != nil || !v.Verified {
-		t.Fatalf("verifying %s: %+v, %v", domain, v, err)
-	}
-	return &testOrg{m: m, id: reg.OrganizationID, admin: admin, domain: domain}
+	m.registry.Register(t, admin, adminID.ExchangePublicKey())
+	id := m.registry.VerifiedOrganization(t, admin, domain)
+	return &testOrg{m: m, id: id, admin: admin, domain: domain}
 }
 
 // enroll registers h's agent as a member of the organization and returns
 // its certificate chain.
 func (o *testOrg) enroll(t testing.TB, h *host) []string {
 	t.Helper()
-	resp, err := o.m.client.EnrollOrgAgent(context.Background(), o.admin, registry.OrgEnrollment{
-		OrganizationID:         o.id,
-		AgentAMID:              string(h.id.AMID()),
-		AgentSigningPublicKey:  protocol.EncodeSigningPublicKey(h.id.SigningPublicKey()),
-		AgentExchangePublicKey: protocol.EncodeExchangePublicKey(h.id.ExchangePublicKey()),
-	})
-	if err != nil {
-		t.Fatal(err)
+	chain := o.m.registry.Enroll(t, o.admin, o.id, h.signer, h.id.ExchangePublicKey())
+	if len(chain) < 2 {
+		t.Fatalf("enrolment returned a chain of %d", len(chain))
 	}
-	if len(resp.CertificateChain) < 2 {
-		t.Fatalf("enrolment returned a chain of %d", len(resp.CertificateChain))
-	}
-	return resp.CertificateChain
+	return chain
 }
 
 // revoke revokes h's agent at the registry, as its organization.
