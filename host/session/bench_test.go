@@ -349,18 +349,14 @@ var handshakeOptions = session.OpenOptions{Intent: "test/echo", Capabilities: []
 // the machine has one, on tmpfs ("tmpfs"): the difference is the cost of
 // syncing each KNOCK's nonce to disk.
 func BenchmarkHandshake(b *testing.B) {
-	stores := []struct {
+	type store struct {
 		name string
-		dir  func(testing.TB) string
-	}{
-		{"disk", func(tb testing.TB) string { return tb.TempDir() }},
+		dir  func(testing.TB) string // a new directory for one run
 	}
-	if dir := tmpfsDir(b); dir != "" {
-		stores = append(stores, struct {
-			name string
-			dir  func(testing.TB) string
-		}{"tmpfs", func(tb testing.TB) string {
-			d, err := os.MkdirTemp(dir, "nonces-")
+	stores := []store{{"disk", func(tb testing.TB) string { return tb.TempDir() }}}
+	if root := tmpfsDir(b); root != "" {
+		stores = append(stores, store{"tmpfs", func(tb testing.TB) string {
+			d, err := os.MkdirTemp(root, "nonces-")
 			if err != nil {
 				tb.Fatal(err)
 			}
