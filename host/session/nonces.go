@@ -55,6 +55,10 @@ type NonceStore struct {
 	newest  time.Time            // the latest time recorded
 	records int                  // records in the file
 	limit   int                  // records at which to compact
+
+	batch    *nonceBatch // records not yet handed to a flush
+	flushing bool        // a batch is being written and synced
+	flushed  sync.Cond   // signalled when a flush ends
 }
 
 // OpenNonceStore opens, or creates, the nonce store at path, remembering
@@ -65,6 +69,7 @@ func OpenNonceStore(path string, window time.Duration) (*NonceStore, error) {
 		window = DefaultNonceWindow
 	}
 	s := &NonceStore{path: path, window: window, seen: make(map[string]time.Time)}
+	s.flushed.L = &s.mu
 	if err := safefile.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("opening the nonce store: %w", err)
 	}
@@ -150,6 +155,11 @@ func (s *NonceStore) prune() {
 // whether it is fresh: not seen within the window before at. A fresh nonce
 // is on disk before Seen returns. On error the nonce must be treated as not
 // fresh.
+//
+// Concurrent calls share their writes: while one call syncs the file, the
+// records of the calls that arrive meanwhile gather into the next batch,
+// written and synced once for all of them (group commit), so a burst of
+// KNOCKs does not wait for one sync per KNOCK.
 func (s *NonceStore) Seen(nonce string, at time.Time) (fresh bool, err error) {
 	if !validNonce(nonce) {
 		return false, fmt.Errorf("nonce store: nonce of %d bytes is empty, too long or not printable ASCII", len(nonce))
@@ -159,40 +169,79 @@ func (s *NonceStore) Seen(nonce string, at time.Time) (fresh bool, err error) {
 	if s.closed {
 		return false, ErrNonceStoreClosed
 	}
-	if s.f == nil {
+	if s.f == nil && !s.flushing {
 		// An earlier compaction replaced the file but could not reopen it.
 		if err := s.compact(); err != nil {
 			return false, fmt.Errorf("reopening the nonce store: %w", err)
 		}
 	}
 	// A nonce seen "later" than at, after the clock went back, is a replay
-	// too.
+	// too. A nonce whose record is still on its way to disk counts as
+	// seen: should its write fail, it stays refused (fail closed).
 	if prev, ok := s.seen[nonce]; ok && at.Sub(prev) < s.window {
 		return false, nil
-	}
-	rec := make([]byte, 0, 20+len(nonce))
-	rec = strconv.AppendInt(rec, at.UnixMilli(), 10)
-	rec = append(rec, ' ')
-	rec = append(rec, nonce...)
-	rec = append(rec, '\n')
-	if _, err := s.f.Write(rec); err != nil {
-		return false, fmt.Errorf("recording a nonce: %w", err)
-	}
-	if err := s.f.Sync(); err != nil {
-		return false, fmt.Errorf("recording a nonce: %w", err)
 	}
 	s.seen[nonce] = at
 	if at.After(s.newest) {
 		s.newest = at
 	}
-	s.records++
-	if s.records >= s.limit {
+	b := s.batch
+	if b == nil {
+		b = &nonceBatch{}
+		s.batch = b
+	}
+	b.buf = strconv.AppendInt(b.buf, at.UnixMilli(), 10)
+	b.buf = append(b.buf, ' ')
+	b.buf = append(b.buf, nonce...)
+	b.buf = append(b.buf, '\n')
+	b.n++
+	for !b.done {
+		if s.flushing {
+			s.flushed.Wait()
+			continue
+		}
+		s.flush()
+	}
+	if b.err != nil {
+		return false, fmt.Errorf("recording a nonce: %w", b.err)
+	}
+	if !s.flushing && s.batch == nil && s.records >= s.limit {
 		s.prune()
 		if err := s.compact(); err != nil {
 			return false, fmt.Errorf("compacting the nonce store: %w", err)
 		}
 	}
 	return true, nil
+}
+
+// nonceBatch is records waiting to be written and synced together.
+type nonceBatch struct {
+	buf  []byte
+	n    int
+	done bool
+	err  error
+}
+
+// flush writes and syncs the pending batch with s.mu released, so that
+// other calls can gather the next one meanwhile; s.mu must be held.
+func (s *NonceStore) flush() {
+	b, f := s.batch, s.f
+	s.batch = nil
+	s.flushing = true
+	s.mu.Unlock()
+	var err error
+	if f == nil {
+		err = errors.New("the nonce file is not open")
+	} else if _, err = f.Write(b.buf); err == nil {
+		err = f.Sync()
+	}
+	s.mu.Lock()
+	s.flushing = false
+	b.done, b.err = true, err
+	if err == nil {
+		s.records += b.n
+	}
+	s.flushed.Broadcast()
 }
 
 // compact rewrites the file with the remembered nonces only and reopens it
@@ -241,6 +290,9 @@ func (s *NonceStore) Close() error {
 		return nil
 	}
 	s.closed = true
+	for s.flushing {
+		s.flushed.Wait()
+	}
 	if s.f == nil {
 		return nil
 	}

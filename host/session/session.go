@@ -44,7 +44,7 @@ type Session struct {
 	created   time.Time
 	expires   time.Time
 
-	inbox    chan string
+	inbox    chan *protocol.EncryptedEnvelope
 	requests chan *protocol.Message
 	done     chan struct{}
 	expiry   *time.Timer
@@ -85,7 +85,7 @@ func (m *Manager) newSession(id string, peer protocol.AMID, initiator bool, inte
 		typ:       typ,
 		created:   now,
 		expires:   now.Add(ttl),
-		inbox:     make(chan string, inboxSize),
+		inbox:     make(chan *protocol.EncryptedEnvelope, inboxSize),
 		requests:  make(chan *protocol.Message, requestQueue),
 		done:      make(chan struct{}),
 		ratchet:   st,
@@ -387,7 +387,7 @@ func (m *Manager) handleMessage(ctx context.Context, in transport.Inbound) {
 		return
 	}
 	select {
-	case s.inbox <- in.Payload:
+	case s.inbox <- env:
 	case <-s.done:
 	case <-ctx.Done():
 	}
@@ -435,8 +435,8 @@ func (s *Session) receiveLoop() {
 	defer cancel()
 	for {
 		select {
-		case payload := <-s.inbox:
-			s.receive(ctx, payload)
+		case env := <-s.inbox:
+			s.receive(ctx, env)
 		case <-s.done:
 			return
 		}
@@ -444,11 +444,7 @@ func (s *Session) receiveLoop() {
 }
 
 // receive decrypts one envelope and handles its message.
-func (s *Session) receive(ctx context.Context, payload string) {
-	env, err := protocol.ParseEncryptedEnvelope([]byte(payload))
-	if err != nil {
-		return
-	}
+func (s *Session) receive(ctx context.Context, env *protocol.EncryptedEnvelope) {
 	s.mu.Lock()
 	if s.closed != nil {
 		s.mu.Unlock()
