@@ -34,6 +34,7 @@ func stageSkill(t testing.TB, name string) string {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, name), ".")
 		cmd.Dir = src
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
 			return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
 		}
 		manifest, err := os.ReadFile(filepath.Join(src, "skill.json"))
