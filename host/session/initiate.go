@@ -99,10 +99,31 @@ func registeredKeys(amid protocol.AMID, l *registry.AgentLookup) (peerKeys, erro
 // *RejectedError; no answer within the handshake timeout is
 // ErrHandshakeTimeout.
 func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions) (*Session, error) {
+	a, st, opts, local, err := m.handshake(ctx, peer, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := m.newSession(a.SessionID, peer, true, opts.Intent, opts.Type, opts.TTL, st, local, a.AcceptedCapabilities)
+	if NoCommon(s.agreed) && len(local) > 0 {
+		m.log.Warn("no capability in common; the session carries raw messages", "peer", peer.Short(), "session", s.ID(),
+			"offered", local, "rejected", a.RejectedCapabilities)
+	}
+	if err := m.addSession(s); err != nil {
+		st.Wipe()
+		return nil, err
+	}
+	m.log.Info("session opened", "peer", peer.Short(), "session", s.ID(), "intent", opts.Intent, "capabilities", s.agreed)
+	return s, nil
+}
+
+// handshake runs the initiator's side of the handshake and returns the
+// verified ACCEPT with the started ratchet, and the options and
+// capabilities it used.
+func (m *Manager) handshake(ctx context.Context, peer protocol.AMID, opts OpenOptions) (*protocol.Accept, *ratchet.State, OpenOptions, []string, error) {
 	id := m.identity()
 	us := id.AMID()
 	if peer == us {
-		return nil, errors.New("session: cannot open a session with ourselves")
+		return nil, nil, opts, nil, errors.New("session: cannot open a session with ourselves")
 	}
 	if opts.Intent == "" {
 		opts.Intent = "*"
@@ -114,7 +135,7 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 		opts.TTL = DefaultSessionTTL
 	}
 	if opts.TTL < time.Second {
-		return nil, fmt.Errorf("session: TTL %v is shorter than a second", opts.TTL)
+		return nil, nil, opts, nil, fmt.Errorf("session: TTL %v is shorter than a second", opts.TTL)
 	}
 	local := opts.Capabilities
 	if local == nil {
@@ -123,33 +144,33 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 
 	look, err := m.cfg.Directory.Lookup(ctx, string(peer))
 	if err != nil {
-		return nil, fmt.Errorf("session: looking up %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: looking up %s: %w", peer, err)
 	}
 	if look.Revoked {
-		return nil, fmt.Errorf("session: %s is revoked at the registry", peer)
+		return nil, nil, opts, nil, fmt.Errorf("session: %s is revoked at the registry", peer)
 	}
 	keys, err := registeredKeys(peer, look)
 	if err != nil {
-		return nil, fmt.Errorf("session: %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: %s: %w", peer, err)
 	}
 	enc, err := m.cfg.Directory.FetchPrekeyBundle(ctx, string(peer))
 	if err != nil {
-		return nil, fmt.Errorf("session: fetching the prekey bundle of %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: fetching the prekey bundle of %s: %w", peer, err)
 	}
 	bundle, err := decodeBundle(enc)
 	if err != nil {
-		return nil, fmt.Errorf("session: prekey bundle of %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: prekey bundle of %s: %w", peer, err)
 	}
 	if !bundle.IdentityKey.Equal(keys.exchange) {
-		return nil, fmt.Errorf("session: prekey bundle of %s names an identity key that is not its registered exchange key", peer)
+		return nil, nil, opts, nil, fmt.Errorf("session: prekey bundle of %s names an identity key that is not its registered exchange key", peer)
 	}
 	ourExchange, err := ratchet.PrivateKeyFromECDH(id.ExchangeKey())
 	if err != nil {
-		return nil, fmt.Errorf("session: our exchange key: %w", err)
+		return nil, nil, opts, nil, fmt.Errorf("session: our exchange key: %w", err)
 	}
 	sk, x3dh, err := ratchet.InitiateX3DH(m.rand, ourExchange, bundle, keys.signing)
 	if err != nil {
-		return nil, fmt.Errorf("session: X3DH with %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: X3DH with %s: %w", peer, err)
 	}
 	defer sk.Wipe()
 
@@ -160,7 +181,7 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 		Priority: opts.Priority,
 	}, m.now(), m.rand)
 	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+		return nil, nil, opts, nil, fmt.Errorf("session: %w", err)
 	}
 	k.X3DH = &protocol.X3DHInit{
 		IdentityKey:     x3dh.IdentityKey.Array(),
@@ -173,19 +194,19 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 	k.OfferedCapabilities = local
 	signed, err := k.SigningBytes()
 	if err != nil {
-		return nil, fmt.Errorf("session: signing the KNOCK: %w", err)
+		return nil, nil, opts, nil, fmt.Errorf("session: signing the KNOCK: %w", err)
 	}
 	k.Signature = protocol.B64.EncodeToString(id.Sign(signed))
 	wire, err := k.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("session: encoding the KNOCK: %w", err)
+		return nil, nil, opts, nil, fmt.Errorf("session: encoding the KNOCK: %w", err)
 	}
 
 	p := &pendingKnock{knock: k, peerKey: keys.signing, answer: make(chan protocol.Handshake, 1)}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return nil, ErrManagerClosed
+		return nil, nil, opts, nil, ErrManagerClosed
 	}
 	m.pending[k.Nonce] = p
 	m.mu.Unlock()
@@ -196,7 +217,7 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 	}()
 
 	if err := m.send(ctx, peer, protocol.MessageTypeKnock, wire); err != nil {
-		return nil, fmt.Errorf("session: sending the KNOCK to %s: %w", peer, err)
+		return nil, nil, opts, nil, fmt.Errorf("session: sending the KNOCK to %s: %w", peer, err)
 	}
 	timer := time.NewTimer(m.cfg.HandshakeTimeout)
 	defer timer.Stop()
@@ -204,25 +225,29 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 	select {
 	case h, ok := <-p.answer:
 		if !ok {
-			return nil, p.err
+			return nil, nil, opts, nil, p.err
 		}
 		answer = h
 	case <-timer.C:
-		return nil, fmt.Errorf("%w (%v, peer %s)", ErrHandshakeTimeout, m.cfg.HandshakeTimeout, peer)
+		return nil, nil, opts, nil, fmt.Errorf("%w (%v, peer %s)", ErrHandshakeTimeout, m.cfg.HandshakeTimeout, peer)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("session: waiting for %s to answer: %w", peer, ctx.Err())
+		return nil, nil, opts, nil, fmt.Errorf("session: waiting for %s to answer: %w", peer, ctx.Err())
 	}
 	switch a := answer.(type) {
 	case *protocol.Reject:
-		return nil, &RejectedError{Peer: peer, Reason: a.Reason}
+		return nil, nil, opts, nil, &RejectedError{Peer: peer, Reason: a.Reason}
 	case *protocol.Accept:
-		return m.accepted(k, a, sk, opts, local)
+		st, err := m.accepted(k, a, sk)
+		if err != nil {
+			return nil, nil, opts, nil, err
+		}
+		return a, st, opts, local, nil
 	}
-	return nil, fmt.Errorf("session: unexpected answer %T", answer)
+	return nil, nil, opts, nil, fmt.Errorf("session: unexpected answer %T", answer)
 }
 
-// accepted builds the initiator's session from a verified ACCEPT.
-func (m *Manager) accepted(k *protocol.Knock, a *protocol.Accept, sk *ratchet.SharedSecret, opts OpenOptions, local []string) (*Session, error) {
+// accepted starts the initiator's ratchet from a verified ACCEPT.
+func (m *Manager) accepted(k *protocol.Knock, a *protocol.Accept, sk *ratchet.SharedSecret) (*ratchet.State, error) {
 	if a.RatchetKey == nil {
 		return nil, fmt.Errorf("session: the ACCEPT of %s has no ratchet_key: the peer cannot hold an encrypted session", k.To)
 	}
@@ -240,16 +265,7 @@ func (m *Manager) accepted(k *protocol.Knock, a *protocol.Accept, sk *ratchet.Sh
 	if err := st.SetRemoteRatchetKey(remote); err != nil {
 		return nil, fmt.Errorf("session: starting the ratchet: %w", err)
 	}
-	s := m.newSession(a.SessionID, k.To, true, opts.Intent, opts.Type, opts.TTL, st, local, a.AcceptedCapabilities)
-	if NoCommon(s.agreed) && len(local) > 0 {
-		m.log.Warn("no capability in common; the session carries raw messages", "peer", k.To.Short(), "session", s.id,
-			"offered", local, "rejected", a.RejectedCapabilities)
-	}
-	if err := m.addSession(s); err != nil {
-		return nil, err
-	}
-	m.log.Info("session opened", "peer", k.To.Short(), "session", s.id, "intent", opts.Intent, "capabilities", s.agreed)
-	return s, nil
+	return st, nil
 }
 
 // handleAnswer matches an ACCEPT or REJECT with our KNOCK. An answer that

@@ -353,7 +353,7 @@ func (m *Manager) addSession(s *Session) error {
 		m.mu.Unlock()
 		return ErrManagerClosed
 	}
-	m.sessions[sessionKey{s.peer, s.id}] = s
+	m.sessions[sessionKey{s.peer, s.ID()}] = s
 	m.mu.Unlock()
 	if m.cfg.OnSession != nil {
 		m.cfg.OnSession(s)
@@ -364,8 +364,8 @@ func (m *Manager) addSession(s *Session) error {
 
 func (m *Manager) removeSession(s *Session) {
 	m.mu.Lock()
-	if m.sessions[sessionKey{s.peer, s.id}] == s {
-		delete(m.sessions, sessionKey{s.peer, s.id})
+	if m.sessions[sessionKey{s.peer, s.ID()}] == s {
+		delete(m.sessions, sessionKey{s.peer, s.ID()})
 	}
 	m.mu.Unlock()
 }
@@ -445,7 +445,7 @@ func (m *Manager) AnnounceCapabilities(ctx context.Context) error {
 	var errs []error
 	for _, s := range m.Sessions() {
 		if err := s.announce(ctx, offered); err != nil {
-			errs = append(errs, fmt.Errorf("session %s: %w", s.id, err))
+			errs = append(errs, fmt.Errorf("session %s: %w", s.ID(), err))
 		}
 	}
 	return errors.Join(errs...)

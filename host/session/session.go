@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/ratchet"
@@ -36,7 +37,7 @@ func (e *ClosedError) Error() string {
 // safe for concurrent use.
 type Session struct {
 	m         *Manager
-	id        string
+	id        atomic.Pointer[string] // replaced when a lost session is opened again
 	peer      protocol.AMID
 	initiator bool
 	intent    string
@@ -76,9 +77,8 @@ type waiter struct {
 func (m *Manager) newSession(id string, peer protocol.AMID, initiator bool, intent string, typ protocol.SessionType,
 	ttl time.Duration, st *ratchet.State, local, agreed []string) *Session {
 	now := m.now()
-	return &Session{
+	s := &Session{
 		m:         m,
-		id:        id,
 		peer:      peer,
 		initiator: initiator,
 		intent:    intent,
@@ -93,6 +93,8 @@ func (m *Manager) newSession(id string, peer protocol.AMID, initiator bool, inte
 		local:     slices.Clone(local),
 		agreed:    slices.Clone(agreed),
 	}
+	s.id.Store(&id)
+	return s
 }
 
 // start runs the session's goroutines: one decrypts and handles messages
@@ -111,7 +113,7 @@ func (s *Session) start() {
 }
 
 // ID returns the session id (the ACCEPT's sessionId).
-func (s *Session) ID() string { return s.id }
+func (s *Session) ID() string { return *s.id.Load() }
 
 // Peer returns the other agent.
 func (s *Session) Peer() protocol.AMID { return s.peer }
@@ -253,7 +255,7 @@ func (s *Session) Close(ctx context.Context, reason protocol.CloseReason) error 
 		err = s.send(ctx, &protocol.Close{Reason: reason}, "")
 	} else {
 		var b []byte
-		b, err = json.Marshal(&protocol.Close{Reason: reason, SessionID: s.id})
+		b, err = json.Marshal(&protocol.Close{Reason: reason, SessionID: s.ID()})
 		if err == nil {
 			err = s.m.send(ctx, s.peer, protocol.MessageTypeClose, b)
 		}
@@ -288,7 +290,7 @@ func (s *Session) end(reason protocol.CloseReason, byPeer bool) {
 	}
 	s.m.removeSession(s)
 	close(s.done)
-	s.m.log.Info("session closed", "peer", s.peer.Short(), "session", s.id, "reason", reason, "by_peer", byPeer)
+	s.m.log.Info("session closed", "peer", s.peer.Short(), "session", s.ID(), "reason", reason, "by_peer", byPeer)
 }
 
 // send encrypts one payload in the session's envelope and sends it. A
@@ -315,7 +317,7 @@ func (s *Session) sendWaiting(ctx context.Context, p protocol.Payload, schema st
 	}
 	msg := &protocol.Message{
 		Type:      p.PayloadType(),
-		SessionID: s.id,
+		SessionID: s.ID(),
 		Sequence:  s.sendSeq,
 		Timestamp: s.m.now(),
 		Payload:   p,
@@ -346,7 +348,7 @@ func (s *Session) seal(plain []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: encrypting: %w", err)
 	}
-	env := protocol.EncryptedEnvelope{SessionID: s.id, Header: protocol.RatchetHeader(h), Ciphertext: ct}
+	env := protocol.EncryptedEnvelope{SessionID: s.ID(), Header: protocol.RatchetHeader(h), Ciphertext: ct}
 	return env.Marshal(), nil
 }
 
@@ -361,7 +363,7 @@ func (s *Session) flushHeld(ctx context.Context) {
 	for _, plain := range held {
 		w, err := s.seal(plain)
 		if err != nil {
-			s.m.log.Error("sending a held message", "session", s.id, "error", err)
+			s.m.log.Error("sending a held message", "session", s.ID(), "error", err)
 			continue
 		}
 		wires = append(wires, w)
@@ -369,7 +371,7 @@ func (s *Session) flushHeld(ctx context.Context) {
 	s.mu.Unlock()
 	for _, w := range wires {
 		if err := s.m.send(ctx, s.peer, protocol.MessageTypeMessage, w); err != nil {
-			s.m.log.Warn("sending a held message", "session", s.id, "error", err)
+			s.m.log.Warn("sending a held message", "session", s.ID(), "error", err)
 		}
 	}
 }
@@ -456,11 +458,11 @@ func (s *Session) receive(ctx context.Context, env *protocol.EncryptedEnvelope) 
 	s.mu.Unlock()
 	switch {
 	case errors.Is(err, ratchet.ErrExcessiveSkip):
-		s.m.log.Warn("peer skipped too many messages; closing the session", "session", s.id, "peer", s.peer.Short())
+		s.m.log.Warn("peer skipped too many messages; closing the session", "session", s.ID(), "peer", s.peer.Short())
 		s.Close(ctx, protocol.CloseExcessiveSkip)
 		return
 	case err != nil:
-		s.m.log.Warn("dropped message that does not decrypt", "session", s.id, "peer", s.peer.Short(), "error", err)
+		s.m.log.Warn("dropped message that does not decrypt", "session", s.ID(), "peer", s.peer.Short(), "error", err)
 		return
 	}
 	if !couldSend && canSend {
@@ -468,14 +470,14 @@ func (s *Session) receive(ctx context.Context, env *protocol.EncryptedEnvelope) 
 	}
 	msg, err := protocol.ParseMessage(plain)
 	if err != nil {
-		s.m.log.Warn("dropped message that does not parse", "session", s.id, "error", err)
+		s.m.log.Warn("dropped message that does not parse", "session", s.ID(), "error", err)
 		return
 	}
 	for _, w := range msg.Warnings {
-		s.m.log.Warn("message accepted with a warning", "session", s.id, "warning", w)
+		s.m.log.Warn("message accepted with a warning", "session", s.ID(), "warning", w)
 	}
 	if msg.Type == "" {
-		s.m.log.Debug("opaque application message", "session", s.id, "bytes", len(plain))
+		s.m.log.Debug("opaque application message", "session", s.ID(), "bytes", len(plain))
 		return
 	}
 	if !s.checkSequence(msg.Sequence) {
@@ -494,7 +496,7 @@ func (s *Session) checkSequence(seq uint64) bool {
 	case seq == s.recvNext:
 		s.recvNext++
 	case seq > s.recvNext:
-		s.m.log.Warn("sequence gap detected", "session", s.id, "expected", s.recvNext, "got", seq)
+		s.m.log.Warn("sequence gap detected", "session", s.ID(), "expected", s.recvNext, "got", seq)
 		for n := s.recvNext; n < seq && len(s.gaps) < maxGaps; n++ {
 			s.gaps[n] = true
 		}
@@ -502,7 +504,7 @@ func (s *Session) checkSequence(seq uint64) bool {
 	case s.gaps[seq]:
 		delete(s.gaps, seq)
 	default:
-		s.m.log.Warn("dropped duplicate message", "session", s.id, "sequence", seq)
+		s.m.log.Warn("dropped duplicate message", "session", s.ID(), "sequence", seq)
 		return false
 	}
 	s.received++
@@ -533,7 +535,7 @@ func (s *Session) dispatch(ctx context.Context, msg *protocol.Message) {
 		}
 		s.mu.Unlock()
 		if w == nil {
-			s.m.log.Warn("dropped answer to no request", "session", s.id, "type", msg.Type)
+			s.m.log.Warn("dropped answer to no request", "session", s.ID(), "type", msg.Type)
 			return
 		}
 		w.result <- msg.Payload
@@ -552,7 +554,7 @@ func (s *Session) dispatch(ctx context.Context, msg *protocol.Message) {
 		s.agreed = slices.DeleteFunc(s.agreed, func(c string) bool { return slices.Contains(p.RemovedCapabilities, c) })
 		s.agreed = sortedUnique(append(s.agreed, accepted...))
 		s.mu.Unlock()
-		s.m.log.Info("peer changed its capabilities", "session", s.id, "added", p.AddedCapabilities,
+		s.m.log.Info("peer changed its capabilities", "session", s.ID(), "added", p.AddedCapabilities,
 			"removed", p.RemovedCapabilities, "accepted", accepted)
 		s.reply(ctx, &protocol.CapabilityResponse{AcceptedCapabilities: accepted, RejectedCapabilities: rejected,
 			ProtocolVersion: protocol.ProtocolVersion})
@@ -569,7 +571,7 @@ func (s *Session) dispatch(ctx context.Context, msg *protocol.Message) {
 			ch <- p
 		}
 	default:
-		s.m.log.Warn("message of unknown type handled as opaque", "session", s.id, "type", msg.Type)
+		s.m.log.Warn("message of unknown type handled as opaque", "session", s.ID(), "type", msg.Type)
 	}
 }
 
@@ -586,7 +588,7 @@ func intersect(a, b []string) []string {
 // reply sends a payload, logging a failure.
 func (s *Session) reply(ctx context.Context, p protocol.Payload) {
 	if err := s.send(ctx, p, ""); err != nil && s.Err() == nil {
-		s.m.log.Warn("sending a reply", "session", s.id, "type", p.PayloadType(), "error", err)
+		s.m.log.Warn("sending a reply", "session", s.ID(), "type", p.PayloadType(), "error", err)
 	}
 }
 
@@ -658,7 +660,7 @@ func (s *Session) requestLoop() {
 		select {
 		case msg := <-s.requests:
 			req := msg.Payload.(*protocol.Request)
-			meta := RequestMeta{SessionID: s.id, Peer: s.peer, Schema: msg.Schema}
+			meta := RequestMeta{SessionID: s.ID(), Peer: s.peer, Schema: msg.Schema}
 			answer := s.m.cfg.Handler.HandleRequest(ctx, req, meta, func(st *protocol.Status) {
 				s.reply(ctx, st)
 			})

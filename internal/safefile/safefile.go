@@ -71,7 +71,16 @@ var beforeRenameForTest func(tmp string) error
 // either its old content or data. The directory must exist (see [MkdirAll]).
 // If path is a symbolic link, the link itself is replaced, not its target. On
 // error the temporary file is removed and path is left as it was.
-func WriteFile(path string, data []byte) error {
+func WriteFile(path string, data []byte) error { return writeFile(path, data, true) }
+
+// ReplaceFile atomically replaces the file at path with data as WriteFile
+// does, but without syncing: after the process is killed at any point path
+// holds either its old content or data, while after a power failure it may
+// still hold the old content. It suits state rewritten on every message,
+// where one sync per write would cost more than the work it records.
+func ReplaceFile(path string, data []byte) error { return writeFile(path, data, false) }
+
+func writeFile(path string, data []byte, durable bool) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -81,7 +90,7 @@ func WriteFile(path string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	if err := writeAndClose(f, data); err != nil {
+	if err := writeAndClose(f, data, durable); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -90,6 +99,9 @@ func WriteFile(path string, data []byte) error {
 		return err
 	}
 	// The rename is durable only once the directory entry is on disk.
+	if !durable {
+		return nil
+	}
 	if err := syncDir(dir); err != nil {
 		return &fs.PathError{Op: "sync", Path: dir, Err: err}
 	}
@@ -98,7 +110,7 @@ func WriteFile(path string, data []byte) error {
 
 // writeAndClose fills the temporary file and makes its content durable. It
 // always closes f.
-func writeAndClose(f *os.File, data []byte) error {
+func writeAndClose(f *os.File, data []byte, durable bool) error {
 	// CreateTemp already asks for 0600; the umask can only narrow that, and
 	// an owner who cannot read back their own file is no better served.
 	err := f.Chmod(FileMode)
@@ -108,7 +120,7 @@ func writeAndClose(f *os.File, data []byte) error {
 	if err == nil && beforeRenameForTest != nil {
 		err = beforeRenameForTest(f.Name())
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

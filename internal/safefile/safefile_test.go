@@ -41,27 +41,35 @@ func TestWriteFile(t *testing.T) {
 		{"replace", []byte("old content that is longer"), []byte("new")},
 		{"empty data", []byte("old"), []byte{}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "f.json")
-			if tt.old != nil {
-				mustWrite(t, path, tt.old)
-			}
-			if err := WriteFile(path, tt.data); err != nil {
-				t.Fatalf("WriteFile: %v", err)
-			}
-			got, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, tt.data) {
-				t.Errorf("content = %q, want %q", got, tt.data)
-			}
-			if names := dirNames(t, dir); !slices.Equal(names, []string{"f.json"}) {
-				t.Errorf("directory holds %q, want only the file", names)
-			}
-		})
+	for _, write := range []struct {
+		name string
+		f    func(string, []byte) error
+	}{{"WriteFile", WriteFile}, {"ReplaceFile", ReplaceFile}} {
+		for _, tt := range tests {
+			t.Run(write.name+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "f.json")
+				if tt.old != nil {
+					mustWrite(t, path, tt.old)
+				}
+				if err := write.f(path, tt.data); err != nil {
+					t.Fatalf("%s: %v", write.name, err)
+				}
+				got, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, tt.data) {
+					t.Errorf("content = %q, want %q", got, tt.data)
+				}
+				if names := dirNames(t, dir); !slices.Equal(names, []string{"f.json"}) {
+					t.Errorf("directory holds %q, want only the file", names)
+				}
+				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != FileMode {
+					t.Errorf("mode %v (%v), want %v", fi.Mode().Perm(), err, FileMode)
+				}
+			})
+		}
 	}
 }
 
