@@ -104,8 +104,14 @@ type Config struct {
 	// capability_mismatch.
 	Handler Handler
 	// OnSession, when set, is called with every session that opens, on
-	// either side, before any of its messages is handled.
+	// either side, or is resumed from its file, before any of its messages
+	// is handled.
 	OnSession func(*Session)
+	// SessionDir keeps sessions across restarts (normally
+	// <home>/sessions): one encrypted file per session, written on every
+	// message sent and received, loaded by New. Empty keeps sessions in
+	// memory only.
+	SessionDir string
 	// Logger receives the session layer's logs; nil discards them.
 	Logger hclog.Logger
 	// Now is the clock (default time.Now).
@@ -133,6 +139,10 @@ type Manager struct {
 	id    atomic.Pointer[identity.Identity]
 
 	knockSlots chan struct{}
+	files      *sessionFiles // nil: sessions live in memory only
+
+	notFoundMu   sync.Mutex
+	notFoundSent map[sessionKey]time.Time // session_not_found answers, to send each at most once a minute
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*Session
@@ -205,7 +215,16 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	m.knockSlots = make(chan struct{}, m.cfg.KnockWorkers)
+	m.notFoundSent = make(map[sessionKey]time.Time)
 	m.id.Store(cfg.Identity)
+	if cfg.SessionDir != "" {
+		if m.files, err = openSessionFiles(cfg.SessionDir, cfg.Identity); err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+		m.loadSessions()
+		m.wg.Add(1)
+		go m.cleanupLoop()
+	}
 	return m, nil
 }
 
@@ -280,6 +299,8 @@ func (m *Manager) handle(ctx context.Context, in transport.Inbound) {
 		m.handleMessage(ctx, in)
 	case protocol.MessageTypeClose:
 		m.handlePlainClose(in)
+	case protocol.MessageTypeStatus:
+		m.handlePlainStatus(in)
 	default:
 		m.log.Debug("ignoring frame", "type", in.Type, "from", in.From.Short())
 	}
@@ -300,6 +321,14 @@ func (m *Manager) Close() error {
 		p.fail(ErrManagerClosed)
 	}
 	m.mu.Unlock()
+	if m.files != nil {
+		// Kept sessions resume at the next start: stop them quietly.
+		for _, s := range all {
+			s.stop()
+		}
+		m.wg.Wait()
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range all {
@@ -355,6 +384,9 @@ func (m *Manager) addSession(s *Session) error {
 	}
 	m.sessions[sessionKey{s.peer, s.ID()}] = s
 	m.mu.Unlock()
+	s.mu.Lock()
+	s.persistLocked()
+	s.mu.Unlock()
 	if m.cfg.OnSession != nil {
 		m.cfg.OnSession(s)
 	}

@@ -62,6 +62,10 @@ type hostOptions struct {
 	timeout   time.Duration
 	// tap, when set, sits between the Manager and the relay.
 	tap *tap
+	// persist keeps sessions in <home>/sessions across restarts.
+	persist bool
+	// published skips publishing prekeys, published by an earlier run.
+	published bool
 }
 
 // tap records the frames a host sends and receives and may change or drop
@@ -166,8 +170,10 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pk.Publish(ctx, m.client, h.signer); err != nil {
-		t.Fatal(err)
+	if !o.published {
+		if err := pk.Publish(ctx, m.client, h.signer); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.prekeys = pk
 	h.conn, err = relay.Dial(ctx, m.relay, h.id.Signer())
@@ -201,6 +207,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		Logger:           log,
 		Now:              m.now,
 		HandshakeTimeout: o.timeout,
+		SessionDir:       sessionDir(h.home, o.persist),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -297,4 +304,11 @@ func (o *testOrg) revoke(t testing.TB, h *host) {
 	if _, err := o.m.client.Revoke(context.Background(), o.admin, string(h.id.AMID()), "key_compromise", ""); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func sessionDir(home string, persist bool) string {
+	if !persist {
+		return ""
+	}
+	return filepath.Join(home, "sessions")
 }

@@ -66,10 +66,16 @@ type Session struct {
 	capWait  []chan *protocol.CapabilityResponse
 	closed   *ClosedError
 	received int
+	lastUsed time.Time
+	messages uint64 // sent and received, for the session file
+
+	reopening atomic.Bool // a new handshake replaces a session the peer lost
 }
 
 // waiter is a REQUEST of ours awaiting its RESPONSE or ERROR.
 type waiter struct {
+	req      *protocol.Request
+	schema   string
 	onStatus func(*protocol.Status)
 	result   chan protocol.Payload
 }
@@ -94,6 +100,7 @@ func (m *Manager) newSession(id string, peer protocol.AMID, initiator bool, inte
 		agreed:    slices.Clone(agreed),
 	}
 	s.id.Store(&id)
+	s.lastUsed = now
 	return s
 }
 
@@ -103,7 +110,7 @@ func (s *Session) start() {
 	s.m.wg.Add(2)
 	go s.receiveLoop()
 	go s.requestLoop()
-	if ttl := s.expires.Sub(s.created); ttl > 0 {
+	if ttl := s.expires.Sub(s.m.now()); ttl > 0 {
 		s.expiry = time.AfterFunc(ttl, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -119,7 +126,11 @@ func (s *Session) ID() string { return *s.id.Load() }
 func (s *Session) Peer() protocol.AMID { return s.peer }
 
 // Initiator reports whether we opened the session.
-func (s *Session) Initiator() bool { return s.initiator }
+func (s *Session) Initiator() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.initiator
+}
 
 // Intent returns the intent the KNOCK asked for.
 func (s *Session) Intent() string { return s.intent }
@@ -155,7 +166,7 @@ func (s *Session) Request(ctx context.Context, req *protocol.Request, schema str
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("session: request: %w", err)
 	}
-	w := &waiter{onStatus: onStatus, result: make(chan protocol.Payload, 1)}
+	w := &waiter{req: req, schema: schema, onStatus: onStatus, result: make(chan protocol.Payload, 1)}
 	if err := s.sendWaiting(ctx, req, schema, w); err != nil {
 		s.dropWaiter(w)
 		return nil, err
@@ -268,7 +279,13 @@ func (s *Session) Close(ctx context.Context, reason protocol.CloseReason) error 
 }
 
 // end marks the session closed, fails whatever waits on it and forgets it.
-func (s *Session) end(reason protocol.CloseReason, byPeer bool) {
+func (s *Session) end(reason protocol.CloseReason, byPeer bool) { s.endWith(reason, byPeer, false) }
+
+// stop ends the session in this process only, keeping its file, so that
+// it resumes when the host starts again.
+func (s *Session) stop() { s.endWith("host_stopped", false, true) }
+
+func (s *Session) endWith(reason protocol.CloseReason, byPeer, keepFile bool) {
 	s.mu.Lock()
 	if s.closed != nil {
 		s.mu.Unlock()
@@ -289,6 +306,11 @@ func (s *Session) end(reason protocol.CloseReason, byPeer bool) {
 		s.expiry.Stop()
 	}
 	s.m.removeSession(s)
+	if f := s.m.files; f != nil && !keepFile {
+		if err := f.remove(s.peer, s.ID()); err != nil {
+			s.m.log.Warn("deleting a session file", "session", s.ID(), "error", err)
+		}
+	}
 	close(s.done)
 	s.m.log.Info("session closed", "peer", s.peer.Short(), "session", s.ID(), "reason", reason, "by_peer", byPeer)
 }
@@ -335,11 +357,46 @@ func (s *Session) sendWaiting(ctx context.Context, p protocol.Payload, schema st
 		return nil
 	}
 	wire, err := s.seal(plain)
+	if err == nil {
+		s.touchLocked()
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return s.m.send(ctx, s.peer, protocol.MessageTypeMessage, wire)
+}
+
+// touchLocked records a message sent or received and saves the session;
+// s.mu must be held. The state is on disk before the message is handed to
+// the transport or to the handler.
+func (s *Session) touchLocked() {
+	s.lastUsed = s.m.now()
+	s.messages++
+	s.persistLocked()
+}
+
+// persistLocked writes the session's file, if sessions are kept; s.mu
+// must be held.
+func (s *Session) persistLocked() {
+	f := s.m.files
+	if f == nil || s.closed != nil {
+		return
+	}
+	st, err := s.ratchet.MarshalBinary()
+	if err != nil {
+		s.m.log.Error("saving a session: ratchet state", "session", s.ID(), "error", err)
+		return
+	}
+	defer clear(st)
+	err = f.save(&sessionRecord{
+		ID: s.ID(), Peer: string(s.peer), Initiator: s.initiator, Intent: s.intent, Type: string(s.typ),
+		CreatedAt: s.created, LastUsed: s.lastUsed, ExpiresAt: s.expires, Messages: s.messages,
+		SendSeq: s.sendSeq, RecvNext: s.recvNext, Local: s.local, Agreed: s.agreed, Ratchet: st,
+	})
+	if err != nil {
+		s.m.log.Error("saving a session", "session", s.ID(), "error", err)
+	}
 }
 
 // seal encrypts plain into an envelope; s.mu must be held.
@@ -368,6 +425,9 @@ func (s *Session) flushHeld(ctx context.Context) {
 		}
 		wires = append(wires, w)
 	}
+	if len(wires) > 0 {
+		s.touchLocked()
+	}
 	s.mu.Unlock()
 	for _, w := range wires {
 		if err := s.m.send(ctx, s.peer, protocol.MessageTypeMessage, w); err != nil {
@@ -385,7 +445,8 @@ func (m *Manager) handleMessage(ctx context.Context, in transport.Inbound) {
 	}
 	s := m.findSession(in.From, env.SessionID)
 	if s == nil {
-		m.log.Debug("dropped message for no open session", "from", in.From.Short(), "session", env.SessionID)
+		m.log.Debug("message for no open session", "from", in.From.Short(), "session", env.SessionID)
+		m.answerNotFound(ctx, in.From, env.SessionID)
 		return
 	}
 	select {
@@ -508,6 +569,7 @@ func (s *Session) checkSequence(seq uint64) bool {
 		return false
 	}
 	s.received++
+	s.touchLocked()
 	return true
 }
 
