@@ -112,6 +112,9 @@ type Config struct {
 	// message sent and received, loaded by New. Empty keeps sessions in
 	// memory only.
 	SessionDir string
+	// SessionCacheTTL is how long Connect reuses a session for a peer and
+	// intent category (default DefaultSessionCacheTTL).
+	SessionCacheTTL time.Duration
 	// Logger receives the session layer's logs; nil discards them.
 	Logger hclog.Logger
 	// Now is the clock (default time.Now).
@@ -140,6 +143,7 @@ type Manager struct {
 
 	knockSlots chan struct{}
 	files      *sessionFiles // nil: sessions live in memory only
+	cache      *sessionCache
 
 	notFoundMu   sync.Mutex
 	notFoundSent map[sessionKey]time.Time // session_not_found answers, to send each at most once a minute
@@ -225,6 +229,11 @@ func New(cfg Config) (*Manager, error) {
 		m.wg.Add(1)
 		go m.cleanupLoop()
 	}
+	m.cache = newSessionCache(cfg.SessionCacheTTL, m.files)
+	m.cache.onSaveError = func(err error) { m.log.Warn("saving the session cache", "error", err) }
+	if err := m.cache.load(m.now()); err != nil {
+		m.log.Warn("session cache not loaded; starting empty", "error", err)
+	}
 	return m, nil
 }
 
@@ -244,6 +253,9 @@ func (m *Manager) SetIdentity(id *identity.Identity) error {
 		return fmt.Errorf("session: SetIdentity: identity %s is not this host's agent %s", id.AMID(), m.AMID())
 	}
 	m.id.Store(id)
+	if n := m.cache.drop(func(cacheEntry) bool { return true }); n > 0 {
+		m.log.Info("session cache cleared after a key change", "entries", n)
+	}
 	return nil
 }
 
@@ -426,9 +438,15 @@ func (m *Manager) findSession(peer protocol.AMID, id string) *Session {
 // Policy returns a copy of the policy in force.
 func (m *Manager) Policy() *Policy { return m.eval.Policy() }
 
-// SetPolicy replaces the policy for KNOCKs evaluated from now on. Open
-// sessions are not affected.
-func (m *Manager) SetPolicy(p *Policy) error { return m.eval.SetPolicy(p) }
+// SetPolicy replaces the policy for KNOCKs evaluated from now on and clears
+// the session cache. Open sessions are not affected.
+func (m *Manager) SetPolicy(p *Policy) error {
+	if err := m.eval.SetPolicy(p); err != nil {
+		return err
+	}
+	m.cache.drop(func(cacheEntry) bool { return true })
+	return nil
+}
 
 // Pause refuses new sessions (REJECT paused) until Resume; open sessions
 // go on.

@@ -200,6 +200,7 @@ func (s *Session) rebind(ctx context.Context, a *protocol.Accept, st *ratchet.St
 	m.sessions[sessionKey{s.peer, a.SessionID}] = s
 	m.mu.Unlock()
 	s.id.Store(&a.SessionID)
+	m.cache.rename(old, a.SessionID)
 	s.ratchet.Wipe()
 	s.ratchet = st
 	s.initiator = true
