@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +60,8 @@ func TestSessionsResumeAfterBothRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if raw[0] != 1 || strings.Contains(string(raw), s.ID()) || strings.Contains(string(raw), "ratchet") {
-		t.Fatal("session file is not a version-1 sealed file: its content is readable")
+	if string(raw[:4]) != "AMS1" || raw[12] != 1 || strings.Contains(string(raw), s.ID()) || strings.Contains(string(raw), "ratchet") {
+		t.Fatal("session file is not a sealed session file: its content is readable")
 	}
 
 	pa := &tap{}
@@ -156,7 +157,10 @@ func TestDamagedSessionFilesAreSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)/2] ^= 0x04
+	// Damage the record in each slot.
+	size := int(binary.BigEndian.Uint32(data[4:8]))
+	data[8+4+50] ^= 0x04
+	data[8+size+4+50] ^= 0x04
 	if err := os.WriteFile(flipped, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
