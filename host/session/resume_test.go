@@ -219,3 +219,43 @@ func TestIdleSessionFilesAreDeleted(t *testing.T) {
 		t.Fatal("resumed the wrong sessions")
 	}
 }
+
+func TestRequestSentWhileReceiverIsDown(t *testing.T) {
+	m := newMesh(t)
+	b := m.newHost(t, hostOptions{handler: echoHandler{}, persist: true})
+	pa := &tap{}
+	a := m.newHost(t, hostOptions{persist: true, tap: pa})
+	s, err := a.Open(t.Context(), b.id.AMID(), echoCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRequest(t, s, "before")
+	b.stop()
+
+	// The REQUEST goes out while the receiver is down: the relay keeps it.
+	type result struct {
+		answer protocol.Payload
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		answer, err := s.Request(t.Context(), echoRequest("while down"), "", nil)
+		done <- result{answer, err}
+	}()
+	waitFor(t, "the REQUEST to be sent", func() bool { return len(pa.frames(true, protocol.MessageTypeMessage)) >= 2 })
+
+	b2 := m.restart(t, b, hostOptions{handler: echoHandler{}})
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := echoed(t, r.answer); got != "while down" {
+		t.Fatalf("echo %q", got)
+	}
+	if n := len(pa.frames(true, protocol.MessageTypeKnock)); n != 1 {
+		t.Fatalf("%d KNOCKs, want only the first", n)
+	}
+	if strings.Contains(b2.logs.String(), "does not decrypt") || strings.Contains(b2.logs.String(), "duplicate") {
+		t.Fatalf("the restarted receiver dropped a message:\n%s", b2.logs.String())
+	}
+}
