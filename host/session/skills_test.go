@@ -51,6 +51,9 @@ func stageSkill(t testing.TB, name string) string {
 }
 
 func TestMain(m *testing.M) {
+	if home := os.Getenv(envChildHome); home != "" {
+		os.Exit(runChildHost(home))
+	}
 	code := m.Run()
 	stagedSkills.Range(func(_, f any) bool {
 		if dir, err := f.(func() (string, error))(); err == nil {
