@@ -1,28 +1,98 @@
 package prekeys
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/agentmesh/agentmesh-go/host/identity"
 	"github.com/agentmesh/agentmesh-go/host/ratchet"
 	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
+	"github.com/agentmesh/agentmesh-go/mesh/registry/registryserver"
 )
 
 // startRegistry runs a real registry server on loopback over a SQLite store
-// in a temporary directory and returns a client for it.
+// in a temporary directory and returns a client for it. The registry takes
+// a requester's address from X-Forwarded-For, so that a test can fetch
+// bundles as many requesters (see requester) past the per-requester limit
+// on one-time prekeys.
 func startRegistry(t *testing.T) *registry.Client {
 	t.Helper()
-	return meshtest.StartRegistry(t, meshtest.RegistryOptions{}).Client
+	return meshtest.StartRegistry(t, meshtest.RegistryOptions{
+		Configure: func(c *registryserver.Config) { c.TrustForwardedFor = true },
+	}).Client
+}
+
+// requesters numbers the requesters of the package's tests.
+var requesters atomic.Uint32
+
+// requester returns a client of c's registry whose requests come from a
+// requester no other client of the test binary uses.
+func requester(t *testing.T, c *registry.Client) *registry.Client {
+	t.Helper()
+	i := requesters.Add(1)
+	ip := fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
+	r, err := registry.NewClient(c.BaseURL(), registry.WithHTTPClient(&http.Client{Transport: forwardedFor(ip)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// forwardedFor sends requests as a proxy would for the client at its
+// address.
+type forwardedFor string
+
+func (ip forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(ip))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// drainTo fetches a's bundle as initiators do until the registry holds
+// want one-time prekeys, each requester taking as many as the registry's
+// per-requester limit allows. It returns the one-time prekey ids handed
+// out, in order.
+func drainTo(t *testing.T, c *registry.Client, a *agent, want int) []uint32 {
+	t.Helper()
+	have := registryCount(t, c, a)
+	var ids []uint32
+	for have > want {
+		r := requester(t, c)
+		for range min(registryserver.PrekeyFetchBurst, have-want) {
+			b, err := r.FetchPrekeyBundle(context.Background(), a.amid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			otpk := b.OneTime()
+			if otpk == nil {
+				t.Fatal("a new requester got a bundle without a one-time prekey")
+			}
+			ids = append(ids, uint32(otpk.ID))
+			have--
+		}
+	}
+	if got := registryCount(t, c, a); got != want {
+		t.Fatalf("after draining the registry holds %d one-time prekeys, want %d", got, want)
+	}
+	return ids
 }
 
 // agent is a registered agent: its identity and a registry signer that
@@ -210,8 +280,8 @@ func (r *detReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// goldenIdentity is the identity of testdata/prekeys-v1.json: signing seed
-// 00..1f, exchange key 20..3f.
+// goldenIdentity is the identity of the golden files in testdata: signing
+// seed 00..1f, exchange key 20..3f.
 func goldenIdentity(t testing.TB) *identity.Identity {
 	t.Helper()
 	seq := func(start byte) []byte {
@@ -234,4 +304,110 @@ func wantUnknownPrekey(t *testing.T, err error, what string) {
 	if !errors.Is(err, ratchet.ErrUnknownPrekey) {
 		t.Fatalf("%s: err = %v, want ratchet.ErrUnknownPrekey", what, err)
 	}
+}
+
+// timer stands in for time.After in Run (Options.After): it hands each wait
+// Run starts to the test, which lets it elapse when it chooses. Run starts
+// a wait only once a round is over, so receiving one is also the sign that
+// the round before it is done.
+type timer struct {
+	t     *testing.T
+	waits chan wait
+}
+
+// wait is one wait Run started: how long it asked for, and the channel it
+// waits on.
+type wait struct {
+	d    time.Duration
+	fire chan time.Time
+}
+
+func newTimer(t *testing.T) *timer {
+	return &timer{t: t, waits: make(chan wait, 64)}
+}
+
+// After is the Options.After of a store under test.
+func (tm *timer) After(d time.Duration) <-chan time.Time {
+	w := wait{d: d, fire: make(chan time.Time, 1)}
+	tm.waits <- w
+	return w.fire
+}
+
+// next returns the next wait Run starts. The deadline only keeps a broken
+// Run from hanging the test; nothing is timed.
+func (tm *timer) next() wait {
+	tm.t.Helper()
+	select {
+	case w := <-tm.waits:
+		return w
+	case <-time.After(time.Minute):
+		tm.t.Fatal("Run started no wait")
+		return wait{}
+	}
+}
+
+// elapse ends the wait.
+func (w wait) elapse() { w.fire <- time.Time{} }
+
+// run starts s.Run in the background and stops it when the test ends; the
+// returned function stops it earlier and returns what Run returned.
+func run(t *testing.T, s *Store, c *registry.Client, signer *registry.Signer) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, c, signer) }()
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			cancel()
+			err, stopped = <-done, true
+		}
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	})
+	return stop
+}
+
+// logBuffer collects a logger's output for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the lines logged at level ("WARN", "INFO"…).
+func (b *logBuffer) lines(level string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(b.buf.String()) {
+		if strings.Contains(line, "["+level+"]") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func (b *logBuffer) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "prekeys", Level: hclog.Debug, Output: b})
+}
+
+// readFile returns the content of the file at path.
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -16,12 +16,13 @@ import (
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
-// FileVersion is the version of the prekey file this package writes and
-// reads.
-const FileVersion = 1
+// FileVersion is the version of the prekey file this package writes. It
+// also reads version 1, which kept no times for one-time prekeys and no
+// consumed marks; such a file is written as version 2 at its first change.
+const FileVersion = 2
 
 // MaxFileSize is the largest prekey file Open reads. A file at
-// MaxOneTimePrekeys is about 200 KiB.
+// MaxOneTimePrekeys is about 450 KiB.
 const MaxFileSize = 1 << 20
 
 // maxID is the largest prekey id: the registry's ids are 32-bit signed
@@ -31,9 +32,10 @@ const maxID = math.MaxInt32
 // timeFormat writes every time in the file, always in UTC.
 const timeFormat = time.RFC3339Nano
 
-// FileError reports a prekey file that cannot be used. It names the file
-// and, when the fault lies in one member, that member as a path such as
-// one_time_prekeys[3].private_key. It never quotes key material.
+// FileError reports a prekey file or counter file that cannot be used. It
+// names the file and, when the fault lies in one member, that member as a
+// path such as one_time_prekeys[3].private_key. It never quotes key
+// material.
 type FileError struct {
 	// Path is the file.
 	Path string
@@ -57,8 +59,8 @@ func (e *FileError) Error() string {
 // Unwrap returns the underlying error.
 func (e *FileError) Unwrap() error { return e.Err }
 
-// The file's JSON. Each type has exactly the members it may hold, and the
-// decoder refuses any other.
+// The file's JSON, version 2. Each type has exactly the members it may
+// hold, and the decoder refuses any other.
 type fileJSON struct {
 	Version              int           `json:"version"`
 	AMID                 string        `json:"amid"`
@@ -72,16 +74,17 @@ type currentJSON struct {
 	ID         uint32 `json:"id"`
 	PrivateKey string `json:"private_key"`
 	Signature  string `json:"signature"`
-	Created    string `json:"created"`
-	// Published is set once the registry has stored this signed prekey.
-	Published bool `json:"published"`
+	CreatedAt  string `json:"created_at"`
+	// UploadedAt is when the registry stored this signed prekey; empty
+	// until then.
+	UploadedAt string `json:"uploaded_at,omitempty"`
 }
 
 type previousJSON struct {
 	ID         uint32 `json:"id"`
 	PrivateKey string `json:"private_key"`
 	Signature  string `json:"signature"`
-	Created    string `json:"created"`
+	CreatedAt  string `json:"created_at"`
 	// Expires is when the key stops answering; empty while its successor
 	// has not reached the registry.
 	Expires string `json:"expires,omitempty"`
@@ -90,7 +93,75 @@ type previousJSON struct {
 type oneTimeJSON struct {
 	ID         uint32 `json:"id"`
 	PrivateKey string `json:"private_key"`
+	CreatedAt  string `json:"created_at"`
+	// UploadedAt is when the registry stored the key; empty until then.
+	UploadedAt string `json:"uploaded_at,omitempty"`
+	// Consumed is set once the registry's count shows that it handed the
+	// key out to an initiator.
+	Consumed bool `json:"consumed"`
+}
+
+// The file's JSON, version 1.
+type fileV1JSON struct {
+	Version              int             `json:"version"`
+	AMID                 string          `json:"amid"`
+	SignedPrekey         *currentV1JSON  `json:"signed_prekey"`
+	PreviousSignedPrekey *previousV1JSON `json:"previous_signed_prekey,omitempty"`
+	OneTimePrekeys       []oneTimeV1JSON `json:"one_time_prekeys"`
+	NextPrekeyID         uint32          `json:"next_prekey_id"`
+}
+
+type currentV1JSON struct {
+	ID         uint32 `json:"id"`
+	PrivateKey string `json:"private_key"`
+	Signature  string `json:"signature"`
+	Created    string `json:"created"`
 	Published  bool   `json:"published"`
+}
+
+type previousV1JSON struct {
+	ID         uint32 `json:"id"`
+	PrivateKey string `json:"private_key"`
+	Signature  string `json:"signature"`
+	Created    string `json:"created"`
+	Expires    string `json:"expires,omitempty"`
+}
+
+type oneTimeV1JSON struct {
+	ID         uint32 `json:"id"`
+	PrivateKey string `json:"private_key"`
+	Published  bool   `json:"published"`
+}
+
+// upgrade turns a version 1 file into version 2. Version 1 kept no upload
+// times, nor creation times of one-time prekeys: they become read, the
+// time the file is read.
+func (f *fileV1JSON) upgrade(read time.Time) *fileJSON {
+	readS := formatTime(read)
+	uploaded := func(published bool) string {
+		if published {
+			return readS
+		}
+		return ""
+	}
+	out := &fileJSON{
+		Version:        FileVersion,
+		AMID:           f.AMID,
+		OneTimePrekeys: make([]oneTimeJSON, len(f.OneTimePrekeys)),
+		NextPrekeyID:   f.NextPrekeyID,
+	}
+	if c := f.SignedPrekey; c != nil {
+		out.SignedPrekey = &currentJSON{ID: c.ID, PrivateKey: c.PrivateKey, Signature: c.Signature,
+			CreatedAt: c.Created, UploadedAt: uploaded(c.Published)}
+	}
+	if p := f.PreviousSignedPrekey; p != nil {
+		out.PreviousSignedPrekey = &previousJSON{ID: p.ID, PrivateKey: p.PrivateKey, Signature: p.Signature,
+			CreatedAt: p.Created, Expires: p.Expires}
+	}
+	for i, k := range f.OneTimePrekeys {
+		out.OneTimePrekeys[i] = oneTimeJSON{ID: k.ID, PrivateKey: k.PrivateKey, CreatedAt: readS, UploadedAt: uploaded(k.Published)}
+	}
+	return out
 }
 
 // encodeState returns the file's bytes for st. The caller clears them
@@ -103,8 +174,8 @@ func encodeState(st *state, amid protocol.AMID) ([]byte, error) {
 			ID:         st.current.key.ID,
 			PrivateKey: encodePrivate(st.current.key.PrivateKey()),
 			Signature:  protocol.B64.EncodeToString(st.current.key.Signature()),
-			Created:    formatTime(st.current.created),
-			Published:  st.current.published,
+			CreatedAt:  formatTime(st.current.created),
+			UploadedAt: formatOptionalTime(st.current.uploaded),
 		},
 		OneTimePrekeys: make([]oneTimeJSON, 0, len(st.oneTime)),
 		NextPrekeyID:   st.nextID,
@@ -114,10 +185,8 @@ func encodeState(st *state, amid protocol.AMID) ([]byte, error) {
 			ID:         p.key.ID,
 			PrivateKey: encodePrivate(p.key.PrivateKey()),
 			Signature:  protocol.B64.EncodeToString(p.key.Signature()),
-			Created:    formatTime(p.created),
-		}
-		if !p.expires.IsZero() {
-			f.PreviousSignedPrekey.Expires = formatTime(p.expires)
+			CreatedAt:  formatTime(p.created),
+			Expires:    formatOptionalTime(p.expires),
 		}
 	}
 	for _, id := range st.sortedIDs() {
@@ -125,7 +194,9 @@ func encodeState(st *state, amid protocol.AMID) ([]byte, error) {
 		f.OneTimePrekeys = append(f.OneTimePrekeys, oneTimeJSON{
 			ID:         id,
 			PrivateKey: encodePrivate(e.key.PrivateKey()),
-			Published:  e.published,
+			CreatedAt:  formatTime(e.created),
+			UploadedAt: formatOptionalTime(e.uploaded),
+			Consumed:   e.consumed,
 		})
 	}
 	data, err := json.MarshalIndent(&f, "", "  ")
@@ -143,9 +214,18 @@ func encodePrivate(k *ratchet.PrivateKey) string {
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
+// formatOptionalTime writes the zero time as the empty string.
+func formatOptionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
+}
+
 // parseState reads a prekey file written for the agent amid, whose
-// signing key is signingKey. Every error is a *FileError without Path.
-func parseState(data []byte, amid protocol.AMID, signingKey ed25519.PublicKey) (*state, error) {
+// signing key is signingKey. A version 1 file is read as of the time read
+// (see fileV1JSON.upgrade). Every error is a *FileError without Path.
+func parseState(data []byte, amid protocol.AMID, signingKey ed25519.PublicKey, read time.Time) (*state, error) {
 	// The version comes first, so that a newer file is reported as such
 	// rather than as one with unknown members.
 	var head struct {
@@ -158,20 +238,40 @@ func parseState(data []byte, amid protocol.AMID, signingKey ed25519.PublicKey) (
 		return nil, fileErr("version", "is missing")
 	}
 	var version int
-	if err := json.Unmarshal(head.Version, &version); err != nil || version != FileVersion {
-		return nil, fileErr("version", "is not %d, the only version this host reads", FileVersion)
+	if err := json.Unmarshal(head.Version, &version); err != nil || (version != 1 && version != FileVersion) {
+		return nil, fileErr("version", "is not 1 or %d, the versions this host reads", FileVersion)
 	}
-
+	if version == 1 {
+		var f fileV1JSON
+		if err := decodeStrict(data, &f); err != nil {
+			return nil, err
+		}
+		return buildState(f.upgrade(read), amid, signingKey, "created")
+	}
 	var f fileJSON
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, err
+	}
+	return buildState(&f, amid, signingKey, "created_at")
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown members and
+// anything after the object.
+func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, jsonErr(data, err)
+	if err := dec.Decode(v); err != nil {
+		return jsonErr(data, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fileErr("", "data after the JSON object")
+		return fileErr("", "data after the JSON object")
 	}
+	return nil
+}
 
+// buildState checks a decoded file and returns its state. created names
+// the signed prekeys' creation member in the file's version.
+func buildState(f *fileJSON, amid protocol.AMID, signingKey ed25519.PublicKey, created string) (*state, error) {
 	if f.AMID != string(amid) {
 		return nil, fileErr("amid", "names another agent, not %s", amid)
 	}
@@ -184,26 +284,33 @@ func parseState(data []byte, amid protocol.AMID, signingKey ed25519.PublicKey) (
 		return nil, fileErr("signed_prekey", "is missing")
 	}
 	cur := f.SignedPrekey
-	key, created, err := parseSigned("signed_prekey", cur.ID, cur.PrivateKey, cur.Signature, cur.Created, signingKey)
+	key, err := parseSigned("signed_prekey", cur.ID, cur.PrivateKey, cur.Signature, signingKey)
 	if err != nil {
 		return nil, err
 	}
-	st.current = signedEntry{key: key, created: created, published: cur.Published}
+	st.current = signedEntry{key: key}
+	if st.current.created, err = parseTime("signed_prekey."+created, cur.CreatedAt); err != nil {
+		return nil, err
+	}
+	if st.current.uploaded, err = parseOptionalTime("signed_prekey.uploaded_at", cur.UploadedAt); err != nil {
+		return nil, err
+	}
 
 	if prev := f.PreviousSignedPrekey; prev != nil {
 		const member = "previous_signed_prekey"
 		if prev.ID >= cur.ID {
 			return nil, fileErr(member+".id", "%d is not below signed_prekey.id %d", prev.ID, cur.ID)
 		}
-		key, created, err := parseSigned(member, prev.ID, prev.PrivateKey, prev.Signature, prev.Created, signingKey)
+		key, err := parseSigned(member, prev.ID, prev.PrivateKey, prev.Signature, signingKey)
 		if err != nil {
 			return nil, err
 		}
-		p := &signedEntry{key: key, created: created}
-		if prev.Expires != "" {
-			if p.expires, err = parseTime(member+".expires", prev.Expires); err != nil {
-				return nil, err
-			}
+		p := &signedEntry{key: key}
+		if p.created, err = parseTime(member+"."+created, prev.CreatedAt); err != nil {
+			return nil, err
+		}
+		if p.expires, err = parseOptionalTime(member+".expires", prev.Expires); err != nil {
+			return nil, err
 		}
 		st.previous = p
 	}
@@ -229,35 +336,41 @@ func parseState(data []byte, amid protocol.AMID, signingKey ed25519.PublicKey) (
 		if err != nil {
 			return nil, fileErr(member, "%v", err)
 		}
-		st.oneTime[k.ID] = oneTimeEntry{key: otpk, published: k.Published}
+		e := oneTimeEntry{key: otpk, consumed: k.Consumed}
+		if e.created, err = parseTime(member+".created_at", k.CreatedAt); err != nil {
+			return nil, err
+		}
+		if e.uploaded, err = parseOptionalTime(member+".uploaded_at", k.UploadedAt); err != nil {
+			return nil, err
+		}
+		if e.consumed && e.uploaded.IsZero() {
+			return nil, fileErr(member+".consumed", "is set for a key without uploaded_at: the registry cannot hand out a key it never had")
+		}
+		st.oneTime[k.ID] = e
 	}
 	return st, nil
 }
 
 // parseSigned reads the members of a signed prekey and checks its
 // signature with the agent's signing key.
-func parseSigned(member string, id uint32, privB64, sigB64, createdS string, signingKey ed25519.PublicKey) (*ratchet.SignedPrekey, time.Time, error) {
+func parseSigned(member string, id uint32, privB64, sigB64 string, signingKey ed25519.PublicKey) (*ratchet.SignedPrekey, error) {
 	if id < 1 || id > maxID {
-		return nil, time.Time{}, fileErr(member+".id", "must be between 1 and %d", maxID)
+		return nil, fileErr(member+".id", "must be between 1 and %d", maxID)
 	}
 	priv, err := parsePrivate(member+".private_key", privB64)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	sig, err := protocol.DecodeB64(sigB64, ed25519.SignatureSize)
 	if err != nil {
-		return nil, time.Time{}, fileErr(member+".signature", "%v", err)
+		return nil, fileErr(member+".signature", "%v", err)
 	}
 	key, err := ratchet.NewSignedPrekey(id, priv, sig, signingKey)
 	if err != nil {
-		return nil, time.Time{}, &FileError{Member: member + ".signature",
+		return nil, &FileError{Member: member + ".signature",
 			Problem: "does not verify with the agent's signing key over the prekey's public key", Err: err}
 	}
-	created, err := parseTime(member+".created", createdS)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return key, created, nil
+	return key, nil
 }
 
 func parsePrivate(member, s string) (*ratchet.PrivateKey, error) {
@@ -284,6 +397,15 @@ func parseTime(member, s string) (time.Time, error) {
 		return time.Time{}, fileErr(member, "year %d is out of range", y)
 	}
 	return t, nil
+}
+
+// parseOptionalTime reads a time that may be absent (the empty string),
+// giving the zero time.
+func parseOptionalTime(member, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return parseTime(member, s)
 }
 
 func fileErr(member, format string, args ...any) *FileError {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/ratchet"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
@@ -28,14 +29,21 @@ func (s *Store) Publish(ctx context.Context, c *registry.Client, signer *registr
 	return s.publish(ctx, c, signer)
 }
 
-// Maintain runs one round of upkeep against the registry: it rotates the
-// signed prekey once it is older than Options.SignedPrekeyLifetime, drops a
-// previous signed prekey whose grace is over, generates Options.Batch
-// one-time prekeys when the registry holds fewer than
-// registry.LowPrekeyThreshold (less what is generated but not yet
-// published, and never more than the registry may hold), and then
-// publishes. A failure leaves what was done before it in place; the next
-// round goes on from there.
+// Maintain runs one round of upkeep against the registry:
+//
+//   - it rotates the signed prekey once it is older than
+//     Options.SignedPrekeyLifetime, and drops a previous signed prekey whose
+//     grace is over;
+//   - it asks the registry how many one-time prekeys it still holds, and
+//     marks consumed the ones that count shows it handed out;
+//   - when the registry holds fewer than RefillBelow, it generates enough
+//     to bring the supply to Target, counting keys generated but not yet
+//     published, with ids from the counter file, which it advances first;
+//   - it publishes.
+//
+// A failure leaves what was done before it in place; the next round goes
+// on from there. Run calls Maintain at start, on its interval, on a
+// low_prekeys notification and, after a failure, on a backoff schedule.
 func (s *Store) Maintain(ctx context.Context, c *registry.Client, signer *registry.Signer) error {
 	if err := s.checkRegistry(c, signer); err != nil {
 		return err
@@ -49,8 +57,12 @@ func (s *Store) Maintain(ctx context.Context, c *registry.Client, signer *regist
 	if err != nil {
 		return fmt.Errorf("prekeys: counting one-time prekeys on %s: %w", c.BaseURL(), err)
 	}
-	if count.OneTimePrekeysRemaining < registry.LowPrekeyThreshold {
-		if err := s.topUp(count.OneTimePrekeysRemaining); err != nil {
+	remaining := max(count.OneTimePrekeysRemaining, 0)
+	if err := s.markConsumed(remaining); err != nil {
+		return err
+	}
+	if remaining < RefillBelow {
+		if err := s.refillFrom(remaining); err != nil {
 			return err
 		}
 	}
@@ -75,7 +87,7 @@ func (s *Store) publish(ctx context.Context, c *registry.Client, signer *registr
 	spk := st.current.key
 	var pending []*ratchet.OneTimePrekey
 	for _, id := range st.sortedIDs() {
-		if e := st.oneTime[id]; !e.published {
+		if e := st.oneTime[id]; !e.published() {
 			pending = append(pending, e.key)
 		}
 	}
@@ -110,8 +122,8 @@ func (s *Store) markPublished(spkID uint32, chunk []*ratchet.OneTimePrekey) erro
 	return s.update(func(next *state) (bool, error) {
 		changed := false
 		if next.current.key.ID == spkID {
-			if !next.current.published {
-				next.current.published, changed = true, true
+			if !next.current.published() {
+				next.current.uploaded, changed = now, true
 			}
 			// The registry now hands out the successor: the previous
 			// key's grace starts.
@@ -120,8 +132,8 @@ func (s *Store) markPublished(spkID uint32, chunk []*ratchet.OneTimePrekey) erro
 			}
 		}
 		for _, k := range chunk {
-			if e, ok := next.oneTime[k.ID]; ok && !e.published {
-				e.published = true
+			if e, ok := next.oneTime[k.ID]; ok && !e.published() {
+				e.uploaded = now
 				next.oneTime[k.ID] = e
 				changed = true
 			}
@@ -151,7 +163,7 @@ func (s *Store) rotate() error {
 			return fmt.Errorf("prekeys: generating signed prekey %d: %w", id+1, err)
 		}
 	}
-	return s.update(func(next *state) (bool, error) {
+	err := s.update(func(next *state) (bool, error) {
 		if expired {
 			next.previous = nil
 		}
@@ -159,24 +171,69 @@ func (s *Store) rotate() error {
 			// A current key the registry never stored is unknown to every
 			// peer: it is simply replaced, and the previous key, which the
 			// registry still hands out, stays.
-			if next.current.published {
+			if next.current.published() {
 				prev := next.current
-				prev.published = false
+				prev.uploaded = time.Time{}
 				next.previous = &prev
 			}
 			next.current = signedEntry{key: fresh, created: now}
 		}
 		return true, nil
 	})
+	if err != nil {
+		return err
+	}
+	if expired {
+		s.log.Info("previous signed prekey's grace is over: forgotten", "id", st.previous.key.ID)
+	}
+	if due {
+		s.log.Info("signed prekey rotated", "old_id", st.current.key.ID, "new_id", fresh.ID)
+	}
+	return nil
 }
 
-// topUp generates one-time prekeys for a registry that holds registryCount
-// unconsumed ones: enough to bring the unpublished ones to a batch, but
-// never more than the registry may hold.
-func (s *Store) topUp(registryCount int) error {
+// markConsumed marks consumed the one-time prekeys that a registry holding
+// remaining unconsumed ones has handed out. The registry says only how
+// many it holds, not which; but it hands out the lowest id first
+// (PROTOCOL.md §3.5), so of the keys it stored and has not handed out, as
+// far as the store knows, the lowest beyond the remaining count are gone.
+// Keys the registry holds without the store knowing (stored by an upload
+// whose answer was lost, or left from a lost prekey file) only make the
+// count higher, so a key is never marked while the registry still has it.
+func (s *Store) markConsumed(remaining int) error {
+	marked := 0
+	err := s.update(func(next *state) (bool, error) {
+		var onRegistry []uint32
+		for _, id := range next.sortedIDs() {
+			if e := next.oneTime[id]; e.published() && !e.consumed {
+				onRegistry = append(onRegistry, id)
+			}
+		}
+		marked = len(onRegistry) - remaining
+		if marked <= 0 {
+			return false, nil
+		}
+		for _, id := range onRegistry[:marked] {
+			e := next.oneTime[id]
+			e.consumed = true
+			next.oneTime[id] = e
+		}
+		return true, nil
+	})
+	if err == nil && marked > 0 {
+		s.log.Debug("one-time prekeys handed out by the registry", "count", marked, "remaining", remaining)
+	}
+	return err
+}
+
+// refillFrom generates one-time prekeys for a registry that holds
+// remaining unconsumed ones: enough, with those not yet published, to make
+// Target, and never more than the registry may hold. The counter file
+// moves past the new ids before the prekey file holds them.
+func (s *Store) refillFrom(remaining int) error {
 	st := s.state()
-	unpublished := st.unpublished()
-	n := min(s.opts.Batch-unpublished, registry.MaxUnconsumedPrekeys-max(registryCount, 0)-unpublished)
+	supply := remaining + st.unpublished()
+	n := min(Target-supply, registry.MaxUnconsumedPrekeys-supply)
 	if n <= 0 {
 		return nil
 	}
@@ -186,13 +243,23 @@ func (s *Store) topUp(registryCount int) error {
 	if err != nil {
 		return err
 	}
-	return s.update(func(next *state) (bool, error) {
-		if err := addOneTime(next, keys); err != nil {
+	next := st.nextID + uint32(n)
+	if err := writeCounter(s.opts.CounterPath, next); err != nil {
+		return err
+	}
+	now := s.opts.Now().UTC()
+	err = s.update(func(st *state) (bool, error) {
+		if err := addOneTime(st, keys, now); err != nil {
 			return false, err
 		}
-		evict(next)
+		evict(st)
 		return true, nil
 	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("one-time prekeys generated", "registry_count", remaining, "count", n, "first_id", keys[0].ID, "last_id", next-1)
+	return nil
 }
 
 // evict forgets the lowest-id published one-time prekeys beyond
@@ -204,7 +271,7 @@ func evict(st *state) {
 		if excess <= 0 {
 			return
 		}
-		if st.oneTime[id].published {
+		if st.oneTime[id].published() {
 			delete(st.oneTime, id)
 			excess--
 		}

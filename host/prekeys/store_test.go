@@ -117,84 +117,6 @@ func TestPublishUploadsInChunksAndRemembers(t *testing.T) {
 	}
 }
 
-// TestRotation moves the clock past the signed prekey's lifetime: Maintain
-// rotates and publishes; the previous key answers during its grace and
-// not after.
-func TestRotation(t *testing.T) {
-	ctx := context.Background()
-	c := startRegistry(t)
-	bob, alice := newAgent(t, c), newAgent(t, c)
-	clk := newClock()
-	s := openStore(t, bob, Options{Now: clk.Now, Batch: 20})
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	oldBundle := fetchBundle(t, c, bob)
-
-	clk.Advance(DefaultSignedPrekeyLifetime - time.Second)
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	if id := s.Status().SignedPrekeyID; id != 1 {
-		t.Fatalf("rotated to %d before the lifetime passed", id)
-	}
-
-	clk.Advance(time.Second)
-	rotatedAt := clk.Now()
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	st := s.Status()
-	if st.SignedPrekeyID != 2 || st.PreviousSignedPrekeyID != 1 {
-		t.Fatalf("after the lifetime: %+v, want signed prekey 2 with previous 1", st)
-	}
-	if want := rotatedAt.Add(DefaultGrace); !st.PreviousSignedPrekeyExpires.Equal(want) {
-		t.Fatalf("previous key expires %v, want %v", st.PreviousSignedPrekeyExpires, want)
-	}
-	if msg := agree(t, c, alice, bob, s); msg.SignedPrekeyID != 2 {
-		t.Fatalf("the registry's bundle names signed prekey %d, want 2", msg.SignedPrekeyID)
-	}
-
-	// A peer that fetched the bundle before the rotation.
-	sk, oldMsg := initiate(t, c, alice, bob, oldBundle)
-	if oldMsg.SignedPrekeyID != 1 {
-		t.Fatalf("old bundle names signed prekey %d, want 1", oldMsg.SignedPrekeyID)
-	}
-	clk.Set(rotatedAt.Add(DefaultGrace - time.Nanosecond))
-	resp, err := respond(t, c, alice, bob, s, oldMsg)
-	if err != nil {
-		t.Fatalf("within grace: %v", err)
-	}
-	if !resp.SharedSecret.Equal(sk) {
-		t.Fatal("within grace: secrets differ")
-	}
-	if _, ok := reopen(t, s).SignedPrekey(1); !ok {
-		t.Fatal("within grace, after a restart: signed prekey 1 is gone")
-	}
-
-	clk.Set(rotatedAt.Add(DefaultGrace))
-	if _, ok := s.SignedPrekey(1); ok {
-		t.Fatal("signed prekey 1 still answers after its grace")
-	}
-	_, err = respond(t, c, alice, bob, s, oldMsg)
-	wantUnknownPrekey(t, err, "X3DH naming signed prekey 1 after its grace")
-	if _, ok := s.SignedPrekey(2); !ok {
-		t.Fatal("current signed prekey 2 does not answer")
-	}
-
-	// Maintain forgets the expired key for good.
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(data), "previous_signed_prekey") {
-		t.Fatal("the file still holds the expired previous signed prekey")
-	}
-}
-
 // TestPreviousSignedPrekeyWaitsForItsSuccessor rotates while the registry
 // is unreachable: the registry still hands out the old key, so it must keep
 // answering however long that lasts, and the unpublished successor is
@@ -247,56 +169,10 @@ func TestPreviousSignedPrekeyWaitsForItsSuccessor(t *testing.T) {
 	}
 }
 
-// TestMaintainTopsUpWhenRegistryRunsLow drains the registry by fetching
-// bundles until it holds fewer than registry.LowPrekeyThreshold one-time
-// prekeys.
-func TestMaintainTopsUpWhenRegistryRunsLow(t *testing.T) {
-	ctx := context.Background()
-	c := startRegistry(t)
-	bob := newAgent(t, c)
-	const batch = registry.LowPrekeyThreshold
-	s := openStore(t, bob, Options{Batch: batch})
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	if st := s.Status(); st.OneTimePrekeys != batch || st.NextPrekeyID != batch+1 {
-		t.Fatalf("Maintain with a full registry generated keys: %+v", st)
-	}
-
-	const drained = 6
-	for range drained {
-		fetchBundle(t, c, bob)
-	}
-	if got := registryCount(t, c, bob); got != batch-drained {
-		t.Fatalf("registry holds %d one-time prekeys after draining, want %d", got, batch-drained)
-	}
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	if got := registryCount(t, c, bob); got != 2*batch-drained {
-		t.Fatalf("after the top-up the registry holds %d one-time prekeys, want %d", got, 2*batch-drained)
-	}
-	st := s.Status()
-	if st.OneTimePrekeys != 2*batch || st.UnpublishedOneTimePrekeys != 0 || st.NextPrekeyID != 2*batch+1 {
-		t.Fatalf("after the top-up: %+v, want %d keys, all published", st, 2*batch)
-	}
-	// Keys the registry handed out stay until a KNOCK consumes them.
-	if _, ok := s.OneTimePrekey(1); !ok {
-		t.Fatal("one-time prekey 1, handed out by the registry, was dropped")
-	}
-
-	if err := s.Maintain(ctx, c, bob.signer); err != nil {
-		t.Fatal(err)
-	}
-	if st := s.Status(); st.OneTimePrekeys != 2*batch {
-		t.Fatalf("Maintain above the threshold generated keys: %+v", st)
-	}
-}
-
-// TestTopUpStaysWithinLimits checks the two bounds of a top-up: never more
-// than the registry may hold, and never more than MaxOneTimePrekeys kept,
-// dropping the lowest published ids first.
-func TestTopUpStaysWithinLimits(t *testing.T) {
+// TestRefillStaysWithinLimits checks what a refill generates: up to Target
+// counting keys not yet published, and never more than MaxOneTimePrekeys
+// kept, dropping the lowest published ids first.
+func TestRefillStaysWithinLimits(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "prekeys.json"), goldenIdentity(t), Options{Batch: registry.MaxUnconsumedPrekeys})
 	if err != nil {
 		t.Fatal(err)
@@ -311,49 +187,59 @@ func TestTopUpStaysWithinLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Unpublished keys already make a batch: nothing to add.
-	if err := s.topUp(0); err != nil {
+	// Unpublished keys already make the target: nothing to add.
+	if err := s.refillFrom(0); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.Status().OneTimePrekeys; n != 1000 {
-		t.Fatalf("top-up with a batch unpublished: %d keys, want 1000", n)
+		t.Fatalf("refill with 1000 keys unpublished: %d keys, want 1000", n)
 	}
 	publishAll()
-	// The registry still holds 995: room for 5.
-	if err := s.topUp(registry.MaxUnconsumedPrekeys - 5); err != nil {
+	// The registry still holds 95: 5 make the target.
+	if err := s.refillFrom(Target - 5); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); st.OneTimePrekeys != 1005 || st.UnpublishedOneTimePrekeys != 5 {
-		t.Fatalf("top-up with room for 5: %+v", st)
+	if st := s.Status(); st.OneTimePrekeys != 1005 || st.UnpublishedOneTimePrekeys != 5 || st.NextPrekeyID != 1006 {
+		t.Fatalf("refill with 95 on the registry: %+v", st)
+	}
+	// Unpublished keys count towards the target.
+	if err := s.refillFrom(Target - 10); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(); st.OneTimePrekeys != 1010 || st.UnpublishedOneTimePrekeys != 10 {
+		t.Fatalf("refill with 90 on the registry and 5 unpublished: %+v", st)
 	}
 	publishAll()
-	for range 2 {
-		if err := s.topUp(0); err != nil {
+	for range 10 {
+		if err := s.refillFrom(0); err != nil {
 			t.Fatal(err)
 		}
 		publishAll()
 	}
 	st := s.Status()
-	if st.OneTimePrekeys != MaxOneTimePrekeys || st.NextPrekeyID != 3006 {
-		t.Fatalf("after three top-ups: %+v, want %d keys up to id 3005", st, MaxOneTimePrekeys)
+	if st.OneTimePrekeys != MaxOneTimePrekeys || st.NextPrekeyID != 2011 {
+		t.Fatalf("after ten refills: %+v, want %d keys up to id 2010", st, MaxOneTimePrekeys)
 	}
-	if _, ok := s.OneTimePrekey(1005); ok {
-		t.Fatal("one-time prekey 1005 kept, want the lowest ids dropped")
+	if _, ok := s.OneTimePrekey(10); ok {
+		t.Fatal("one-time prekey 10 kept, want the lowest ids dropped")
 	}
-	if _, ok := s.OneTimePrekey(1006); !ok {
-		t.Fatal("one-time prekey 1006 dropped, want only the lowest 1005 dropped")
+	if _, ok := s.OneTimePrekey(11); !ok {
+		t.Fatal("one-time prekey 11 dropped, want only the lowest 10 dropped")
 	}
-	// At the cap a top-up keeps every new, unpublished key and drops
+	// At the cap a refill keeps every new, unpublished key and drops
 	// published ones instead.
-	if err := s.topUp(0); err != nil {
+	if err := s.refillFrom(0); err != nil {
 		t.Fatal(err)
 	}
 	st = s.Status()
-	if st.OneTimePrekeys != MaxOneTimePrekeys || st.UnpublishedOneTimePrekeys != 1000 {
-		t.Fatalf("after a top-up at the cap: %+v", st)
+	if st.OneTimePrekeys != MaxOneTimePrekeys || st.UnpublishedOneTimePrekeys != Target {
+		t.Fatalf("after a refill at the cap: %+v", st)
 	}
-	if _, ok := s.OneTimePrekey(4005); !ok {
-		t.Fatal("new unpublished one-time prekey 4005 missing")
+	if _, ok := s.OneTimePrekey(2110); !ok {
+		t.Fatal("new unpublished one-time prekey 2110 missing")
+	}
+	if got := string(readFile(t, s.CounterPath())); got != "2111\n" {
+		t.Fatalf("counter file holds %q, want \"2111\\n\"", got)
 	}
 }
 
@@ -466,6 +352,7 @@ func TestOptionsAndArguments(t *testing.T) {
 		"batch too large":   {Batch: registry.MaxUnconsumedPrekeys + 1},
 		"negative lifetime": {SignedPrekeyLifetime: -time.Hour},
 		"negative grace":    {Grace: -time.Hour},
+		"negative interval": {CheckInterval: -time.Hour},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "prekeys.json")
@@ -479,6 +366,10 @@ func TestOptionsAndArguments(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "prekeys.json"), nil, Options{}); err == nil {
 		t.Fatal("Open accepted a nil identity")
+	}
+	path := filepath.Join(t.TempDir(), "prekeys.json")
+	if _, err := Open(path, id, Options{CounterPath: path}); err == nil {
+		t.Fatal("Open accepted the prekey file as its own counter")
 	}
 
 	c := startRegistry(t)
