@@ -30,6 +30,11 @@ type OpenOptions struct {
 	Capabilities []string
 	// Priority is 0–10, or nil.
 	Priority *int64
+
+	// optimistic, when set, seals the first REQUEST for sending with the
+	// KNOCK (see OpenWithRequest); firstWaiter awaits its answer.
+	optimistic  func(sk *ratchet.SharedSecret, knockNonce string) (string, bool)
+	firstWaiter *waiter
 }
 
 // DefaultSessionTTL is the lifetime asked for when OpenOptions.TTL is zero.
@@ -104,6 +109,11 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 		return nil, err
 	}
 	s := m.newSession(a.SessionID, peer, true, opts.Intent, opts.Type, opts.TTL, st, local, a.AcceptedCapabilities)
+	if opts.firstWaiter != nil {
+		// The REQUEST went with the KNOCK as sequence 0.
+		s.waiters = []*waiter{opts.firstWaiter}
+		s.sendSeq = 1
+	}
 	if NoCommon(s.agreed) && len(local) > 0 {
 		m.log.Warn("no capability in common; the session carries raw messages", "peer", peer.Short(), "session", s.ID(),
 			"offered", local, "rejected", a.RejectedCapabilities)
@@ -113,6 +123,14 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 		return nil, err
 	}
 	m.log.Info("session opened", "peer", peer.Short(), "session", s.ID(), "intent", opts.Intent, "capabilities", s.agreed)
+	if opts.firstWaiter != nil {
+		// The responder may answer only once it has decrypted a message of
+		// the ratchet: send one now, so that the answer to the optimistic
+		// REQUEST need not wait for our next message.
+		if err := s.send(ctx, &protocol.CapabilityRequest{OfferedCapabilities: local, ProtocolVersion: protocol.ProtocolVersion}, ""); err != nil {
+			m.log.Warn("sending the first ratchet message", "session", s.ID(), "error", err)
+		}
+	}
 	return s, nil
 }
 
@@ -218,6 +236,15 @@ func (m *Manager) handshake(ctx context.Context, peer protocol.AMID, opts OpenOp
 
 	if err := m.send(ctx, peer, protocol.MessageTypeKnock, wire); err != nil {
 		return nil, nil, opts, nil, fmt.Errorf("session: sending the KNOCK to %s: %w", peer, err)
+	}
+	if opts.optimistic != nil {
+		if frame, ok := opts.optimistic(sk, k.Nonce); ok {
+			if err := m.send(ctx, peer, protocol.MessageTypeOptimistic, []byte(frame)); err != nil {
+				return nil, nil, opts, nil, fmt.Errorf("session: sending the optimistic REQUEST to %s: %w", peer, err)
+			}
+		} else {
+			opts.firstWaiter = nil
+		}
 	}
 	timer := time.NewTimer(m.cfg.HandshakeTimeout)
 	defer timer.Stop()

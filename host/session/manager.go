@@ -144,6 +144,7 @@ type Manager struct {
 	knockSlots chan struct{}
 	files      *sessionFiles // nil: sessions live in memory only
 	cache      *sessionCache
+	optimistic optimisticInbox
 
 	notFoundMu   sync.Mutex
 	notFoundSent map[sessionKey]time.Time // session_not_found answers, to send each at most once a minute
@@ -220,6 +221,8 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.knockSlots = make(chan struct{}, m.cfg.KnockWorkers)
 	m.notFoundSent = make(map[sessionKey]time.Time)
+	m.optimistic.frames = make(map[optimisticID]optimisticPending)
+	m.optimistic.waiting = make(map[optimisticID]optimisticSession)
 	m.id.Store(cfg.Identity)
 	if cfg.SessionDir != "" {
 		if m.files, err = openSessionFiles(cfg.SessionDir, cfg.Identity); err != nil {
@@ -313,6 +316,8 @@ func (m *Manager) handle(ctx context.Context, in transport.Inbound) {
 		m.handlePlainClose(in)
 	case protocol.MessageTypeStatus:
 		m.handlePlainStatus(in)
+	case protocol.MessageTypeOptimistic:
+		m.handleOptimistic(ctx, in)
 	default:
 		m.log.Debug("ignoring frame", "type", in.Type, "from", in.From.Short())
 	}

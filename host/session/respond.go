@@ -194,6 +194,17 @@ func (m *Manager) accept(ctx context.Context, k *protocol.Knock, keys peerKeys, 
 		return
 	}
 	defer resp.SharedSecret.Wipe()
+	optKey, err := optimisticKey(resp.SharedSecret, k.Nonce)
+	if err != nil {
+		m.log.Error("deriving the optimistic key", "error", err)
+		return
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			clear(optKey)
+		}
+	}()
 	st, err := ratchet.NewResponder(resp.SharedSecret, eph, m.rand)
 	if err != nil {
 		m.log.Error("starting the ratchet", "error", err)
@@ -251,6 +262,8 @@ func (m *Manager) accept(ctx context.Context, k *protocol.Knock, keys peerKeys, 
 	}
 	m.log.Info("session accepted", "peer", k.From.Short(), "session", sid, "tier", look.Tier,
 		"intent", k.Request.Intent.Capability, "capabilities", accepted)
+	handedOff = true
+	m.acceptedOptimistic(ctx, s, k.Nonce, optKey)
 }
 
 // newSessionID returns "sess_" and 32 random hex digits.
