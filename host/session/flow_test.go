@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +326,59 @@ func TestPolicyChangesAndPause(t *testing.T) {
 	}
 	if _, err := a.Open(ctx, b.id.AMID(), session.OpenOptions{}); err != nil {
 		t.Fatalf("Open after Resume: %v", err)
+	}
+}
+
+// recorder keeps what a Recorder is handed.
+type recorder struct {
+	mu   sync.Mutex
+	list []session.Recorded
+}
+
+func (r *recorder) Record(m session.Recorded) {
+	m.Envelope = append([]byte(nil), m.Envelope...)
+	r.mu.Lock()
+	r.list = append(r.list, m)
+	r.mu.Unlock()
+}
+
+// kinds returns "sent:request", "received:status"… in order.
+func (r *recorder) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.list {
+		dir := "received"
+		if m.Sent {
+			dir = "sent"
+		}
+		out = append(out, dir+":"+string(m.Type))
+	}
+	return out
+}
+
+func TestEveryMessageIsRecorded(t *testing.T) {
+	m := newMesh(t)
+	var ra, rb recorder
+	b := m.newHost(t, hostOptions{handler: echoHandler{}, recorder: &rb})
+	a := m.newHost(t, hostOptions{recorder: &ra})
+	s, err := a.Open(t.Context(), b.id.AMID(), echoCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRequest(t, s, "for the record")
+	want := []string{"sent:request", "received:status", "received:response"}
+	if got := ra.kinds(); !slices.Equal(got, want) {
+		t.Fatalf("initiator recorded %v, want %v", got, want)
+	}
+	waitFor(t, "the receiver's records", func() bool { return len(rb.kinds()) == 3 })
+	if got, want := rb.kinds(), []string{"received:request", "sent:status", "sent:response"}; !slices.Equal(got, want) {
+		t.Fatalf("receiver recorded %v, want %v", got, want)
+	}
+	rb.mu.Lock()
+	first := rb.list[0]
+	rb.mu.Unlock()
+	if first.SessionID != s.ID() || first.Peer != a.id.AMID() || !strings.Contains(string(first.Envelope), "for the record") {
+		t.Fatalf("record %+v does not hold the REQUEST", first)
 	}
 }

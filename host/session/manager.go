@@ -75,6 +75,25 @@ type Handler interface {
 	HandleRequest(ctx context.Context, req *protocol.Request, meta RequestMeta, onStatus func(*protocol.Status)) protocol.Payload
 }
 
+// Recorded is one message of a session as a Recorder receives it.
+type Recorded struct {
+	SessionID string
+	Peer      protocol.AMID
+	// Sent is true for a message we sent, false for one we received.
+	Sent bool
+	Type protocol.PayloadType
+	// Envelope is the plaintext message, the envelope of DESIGN.md §4.7.
+	Envelope []byte
+	Time     time.Time
+}
+
+// Recorder keeps the transcript of sessions (host/transcript): it is
+// handed every message sent and received, once, in each direction's order.
+// Record must not keep Envelope after it returns.
+type Recorder interface {
+	Record(Recorded)
+}
+
 // Config configures a Manager. Identity, Directory, Transport, Prekeys and
 // Nonces are required.
 type Config struct {
@@ -115,6 +134,8 @@ type Config struct {
 	// SessionCacheTTL is how long Connect reuses a session for a peer and
 	// intent category (default DefaultSessionCacheTTL).
 	SessionCacheTTL time.Duration
+	// Recorder, when set, keeps the transcript of every session.
+	Recorder Recorder
 	// Logger receives the session layer's logs; nil discards them.
 	Logger hclog.Logger
 	// Now is the clock (default time.Now).

@@ -57,6 +57,8 @@ type hostOptions struct {
 	org *testOrg
 	// onSession is Config.OnSession.
 	onSession func(*session.Session)
+	// recorder is Config.Recorder.
+	recorder session.Recorder
 	// certChain is the chain sent in KNOCKs.
 	certChain []string
 	timeout   time.Duration
@@ -203,6 +205,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		Policy:           o.policy,
 		Handler:          o.handler,
 		OnSession:        o.onSession,
+		Recorder:         o.recorder,
 		CertificateChain: o.certChain,
 		Logger:           log,
 		Now:              m.now,

@@ -181,6 +181,7 @@ func (s *Session) serveOptimistic(ctx context.Context, key []byte, f optimisticF
 	if !s.checkSequence(0) {
 		return
 	}
+	s.record(false, msg.Type, plain, s.m.now())
 	s.m.log.Debug("serving an optimistic REQUEST", "session", s.ID(), "intent", req.Intent)
 	s.serve(ctx, msg, req)
 }
@@ -205,6 +206,8 @@ func (m *Manager) OpenWithRequest(ctx context.Context, peer protocol.AMID, opts 
 	}
 	w := &waiter{req: req, schema: schema, onStatus: onStatus, result: make(chan protocol.Payload, 1)}
 	var sealErr error
+	var sent []byte // the REQUEST's envelope, for the transcript
+	sentAt := m.now()
 	opts.optimistic = func(sk *ratchet.SharedSecret, knockNonce string) (string, bool) {
 		key, err := optimisticKey(sk, knockNonce)
 		if err != nil {
@@ -218,11 +221,12 @@ func (m *Manager) OpenWithRequest(ctx context.Context, peer protocol.AMID, opts 
 			return "", false
 		}
 		plain, err := (&protocol.Message{Type: protocol.PayloadRequest, SessionID: "optimistic", Sequence: 0,
-			Timestamp: m.now(), Payload: req, Schema: schema}).Marshal()
+			Timestamp: sentAt, Payload: req, Schema: schema}).Marshal()
 		if err != nil {
 			sealErr = err
 			return "", false
 		}
+
 		f := optimisticFrame{KnockNonce: knockNonce, Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
 		if _, err := io.ReadFull(rand.Reader, f.Nonce); err != nil {
 			sealErr = err
@@ -234,6 +238,7 @@ func (m *Manager) OpenWithRequest(ctx context.Context, peer protocol.AMID, opts 
 			sealErr = err
 			return "", false
 		}
+		sent = plain
 		return string(b), true
 	}
 	opts.firstWaiter = w
@@ -241,6 +246,13 @@ func (m *Manager) OpenWithRequest(ctx context.Context, peer protocol.AMID, opts 
 	if err != nil {
 		return nil, nil, errors.Join(err, sealErr)
 	}
+	if sent == nil {
+		// Sealing failed: send the REQUEST the ordinary way.
+		m.log.Warn("optimistic REQUEST not sealed; sending it after the ACCEPT", "error", sealErr)
+		answer, err := s.Request(ctx, req, schema, onStatus)
+		return s, answer, err
+	}
+	s.record(true, protocol.PayloadRequest, sent, sentAt)
 	select {
 	case p, ok := <-w.result:
 		if !ok {

@@ -234,6 +234,11 @@ func (m *Manager) accept(ctx context.Context, k *protocol.Knock, keys peerKeys, 
 	if err := m.addSession(s); err != nil {
 		return
 	}
+	// An optimistic REQUEST sent with the KNOCK is taken before the ACCEPT
+	// leaves, so that it keeps its place (sequence 0) ahead of the
+	// initiator's first ratchet message.
+	handedOff = true
+	m.acceptedOptimistic(ctx, s, k.Nonce, optKey)
 	a := &protocol.Accept{
 		SessionID:            sid,
 		Timestamp:            protocol.MillisOf(m.now()),
@@ -262,8 +267,6 @@ func (m *Manager) accept(ctx context.Context, k *protocol.Knock, keys peerKeys, 
 	}
 	m.log.Info("session accepted", "peer", k.From.Short(), "session", sid, "tier", look.Tier,
 		"intent", k.Request.Intent.Capability, "capabilities", accepted)
-	handedOff = true
-	m.acceptedOptimistic(ctx, s, k.Nonce, optKey)
 }
 
 // newSessionID returns "sess_" and 32 random hex digits.

@@ -354,6 +354,7 @@ func (s *Session) sendWaiting(ctx context.Context, p protocol.Payload, schema st
 	if !s.ratchet.CanSend() {
 		s.held = append(s.held, plain)
 		s.mu.Unlock()
+		s.record(true, msg.Type, plain, msg.Timestamp)
 		return nil
 	}
 	wire, err := s.seal(plain)
@@ -364,7 +365,15 @@ func (s *Session) sendWaiting(ctx context.Context, p protocol.Payload, schema st
 	if err != nil {
 		return err
 	}
+	s.record(true, msg.Type, plain, msg.Timestamp)
 	return s.m.send(ctx, s.peer, protocol.MessageTypeMessage, wire)
+}
+
+// record hands a message to the Recorder, if there is one.
+func (s *Session) record(sent bool, typ protocol.PayloadType, plain []byte, at time.Time) {
+	if r := s.m.cfg.Recorder; r != nil {
+		r.Record(Recorded{SessionID: s.ID(), Peer: s.peer, Sent: sent, Type: typ, Envelope: plain, Time: at})
+	}
 }
 
 // touchLocked records a message sent or received and saves the session;
@@ -544,6 +553,7 @@ func (s *Session) receive(ctx context.Context, env *protocol.EncryptedEnvelope) 
 	if !s.checkSequence(msg.Sequence) {
 		return
 	}
+	s.record(false, msg.Type, plain, s.m.now())
 	s.dispatch(ctx, msg)
 }
 
