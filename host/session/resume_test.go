@@ -204,8 +204,17 @@ func TestIdleSessionFilesAreDeleted(t *testing.T) {
 	mustRequest(t, fresh, "new")
 	m.offset.Store(int64(8 * 24 * time.Hour))
 
-	b2 := m.restart(t, b, hostOptions{handler: echoHandler{}, policy: long})
+	b.stop()
 	dir := filepath.Join(b.home, "sessions", string(a.id.AMID()))
+	// A second name for the stale file shows what happens to its bytes.
+	witness := filepath.Join(t.TempDir(), "witness")
+	if err := os.Link(filepath.Join(dir, stale.ID()), witness); err != nil {
+		t.Fatal(err)
+	}
+	b2 := m.restart(t, b, hostOptions{handler: echoHandler{}, policy: long})
+	if data, err := os.ReadFile(witness); err != nil || len(data) == 0 || strings.Trim(string(data), "\x00") != "" {
+		t.Fatalf("the stale file was not overwritten before it was unlinked (%d bytes, %v)", len(data), err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, stale.ID())); !os.IsNotExist(err) {
 		t.Fatalf("the session unused for 8 days kept its file (%v)", err)
 	}
