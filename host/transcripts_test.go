@@ -11,6 +11,7 @@ import (
 	"github.com/agentmesh/agentmesh-go/host/identity"
 	"github.com/agentmesh/agentmesh-go/host/session"
 	"github.com/agentmesh/agentmesh-go/host/transcript"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -25,7 +26,7 @@ func TestTranscriptRecorderAppends(t *testing.T) {
 	}
 	defer st.Close()
 	peer := id.AMID() // any well-formed AMID
-	r := TranscriptRecorder{Store: st, Logger: hclog.New(&hclog.LoggerOptions{Output: tWriter{t}})}
+	r := TranscriptRecorder{Store: st, Logger: logtest.Logger(t, "", hclog.Info)}
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	r.Record(session.Recorded{SessionID: "sess_1", Peer: peer, Sent: true, Type: protocol.PayloadRequest,
 		Envelope: []byte(`{"type":"request","sequence":0}`), Time: at})
@@ -46,7 +47,3 @@ func TestTranscriptRecorderAppends(t *testing.T) {
 		t.Fatalf("message %s", got[1].Message)
 	}
 }
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -1,7 +1,6 @@
 package prekeys
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,13 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/agentmesh/agentmesh-go/host/identity"
 	"github.com/agentmesh/agentmesh-go/host/ratchet"
@@ -371,35 +366,6 @@ func run(t *testing.T, s *Store, c *registry.Client, signer *registry.Signer) (s
 		}
 	})
 	return stop
-}
-
-// logBuffer collects a logger's output for a test to read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the lines logged at level ("WARN", "INFO"…).
-func (b *logBuffer) lines(level string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for line := range strings.Lines(b.buf.String()) {
-		if strings.Contains(line, "["+level+"]") {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func (b *logBuffer) logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "prekeys", Level: hclog.Debug, Output: b})
 }
 
 // readFile returns the content of the file at path.

@@ -59,16 +59,21 @@ func (e *FileError) Error() string {
 // Unwrap returns the underlying error.
 func (e *FileError) Unwrap() error { return e.Err }
 
-// The file's JSON, version 2. Each type has exactly the members it may
-// hold, and the decoder refuses any other.
-type fileJSON struct {
-	Version              int           `json:"version"`
-	AMID                 string        `json:"amid"`
-	SignedPrekey         *currentJSON  `json:"signed_prekey"`
-	PreviousSignedPrekey *previousJSON `json:"previous_signed_prekey,omitempty"`
-	OneTimePrekeys       []oneTimeJSON `json:"one_time_prekeys"`
-	NextPrekeyID         uint32        `json:"next_prekey_id"`
+// prekeyFileJSON is the file's JSON in every version: the versions differ
+// only in what they record of each key, the signed prekey (C), the
+// previous signed prekey (P) and the one-time prekeys (O). Each type has
+// exactly the members it may hold, and the decoder refuses any other.
+type prekeyFileJSON[C, P, O any] struct {
+	Version              int    `json:"version"`
+	AMID                 string `json:"amid"`
+	SignedPrekey         *C     `json:"signed_prekey"`
+	PreviousSignedPrekey *P     `json:"previous_signed_prekey,omitempty"`
+	OneTimePrekeys       []O    `json:"one_time_prekeys"`
+	NextPrekeyID         uint32 `json:"next_prekey_id"`
 }
+
+// The file's JSON, version 2.
+type fileJSON prekeyFileJSON[currentJSON, previousJSON, oneTimeJSON]
 
 type currentJSON struct {
 	ID         uint32 `json:"id"`
@@ -102,14 +107,7 @@ type oneTimeJSON struct {
 }
 
 // The file's JSON, version 1.
-type fileV1JSON struct {
-	Version              int             `json:"version"`
-	AMID                 string          `json:"amid"`
-	SignedPrekey         *currentV1JSON  `json:"signed_prekey"`
-	PreviousSignedPrekey *previousV1JSON `json:"previous_signed_prekey,omitempty"`
-	OneTimePrekeys       []oneTimeV1JSON `json:"one_time_prekeys"`
-	NextPrekeyID         uint32          `json:"next_prekey_id"`
-}
+type fileV1JSON prekeyFileJSON[currentV1JSON, previousV1JSON, oneTimeV1JSON]
 
 type currentV1JSON struct {
 	ID         uint32 `json:"id"`

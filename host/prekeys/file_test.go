@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/identity"
+	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/internal/safefile"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
@@ -35,35 +36,46 @@ var (
 	goldenExpiresV1 = goldenRotated.Add(48 * time.Hour)
 )
 
+// goldenStatus is the Status of the version 2 golden file before the
+// grace of signed prekey 1 ends.
+var goldenStatus = Status{
+	SignedPrekeyID:              2,
+	SignedPrekeyCreated:         goldenRotated,
+	SignedPrekeyPublished:       true,
+	PreviousSignedPrekeyID:      1,
+	PreviousSignedPrekeyExpires: goldenExpires,
+	OneTimePrekeys:              7,
+	UnpublishedOneTimePrekeys:   4,
+	ConsumedOneTimePrekeys:      2,
+	NextPrekeyID:                9,
+}
+
 func readGolden(t testing.TB) []byte { return readFile(t, goldenFile) }
+
+// openGolden writes data as the prekey file of a new directory and opens
+// it for goldenIdentity, on a clock set to at.
+func openGolden(t *testing.T, data []byte, at time.Time) (s *Store, clk *meshtest.Clock, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "prekeys.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk = newClock()
+	clk.Set(at)
+	s, err := Open(path, goldenIdentity(t), Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clk, path
+}
 
 // TestGoldenFile loads the pinned version 2 file, checks what it records,
 // and writes it back byte for byte.
 func TestGoldenFile(t *testing.T) {
 	data := readGolden(t)
-	path := filepath.Join(t.TempDir(), "prekeys.json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clk := newClock()
-	clk.Set(goldenExpires.Add(-time.Nanosecond))
-	s, err := Open(path, goldenIdentity(t), Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Status{
-		SignedPrekeyID:              2,
-		SignedPrekeyCreated:         goldenRotated,
-		SignedPrekeyPublished:       true,
-		PreviousSignedPrekeyID:      1,
-		PreviousSignedPrekeyExpires: goldenExpires,
-		OneTimePrekeys:              7,
-		UnpublishedOneTimePrekeys:   4,
-		ConsumedOneTimePrekeys:      2,
-		NextPrekeyID:                9,
-	}
-	if got := s.Status(); got != want {
-		t.Fatalf("Status() = %+v, want %+v", got, want)
+	s, clk, _ := openGolden(t, data, goldenExpires.Add(-time.Nanosecond))
+	if got := s.Status(); got != goldenStatus {
+		t.Fatalf("Status() = %+v, want %+v", got, goldenStatus)
 	}
 	if got := s.state().current.uploaded; !got.Equal(goldenUploaded) {
 		t.Errorf("signed prekey 2 uploaded at %v, want %v", got, goldenUploaded)
@@ -107,28 +119,13 @@ func TestGoldenFile(t *testing.T) {
 // keeps those times.
 func TestGoldenFileVersion1(t *testing.T) {
 	data := readFile(t, goldenFileV1)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "prekeys.json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clk := newClock()
 	read := goldenExpiresV1.Add(-time.Hour)
-	clk.Set(read)
-	s, err := Open(path, goldenIdentity(t), Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Status{
-		SignedPrekeyID:              2,
-		SignedPrekeyCreated:         goldenRotated,
-		SignedPrekeyPublished:       true,
-		PreviousSignedPrekeyID:      1,
-		PreviousSignedPrekeyExpires: goldenExpiresV1,
-		OneTimePrekeys:              7,
-		UnpublishedOneTimePrekeys:   4,
-		NextPrekeyID:                9,
-	}
+	s, clk, path := openGolden(t, data, read)
+	dir := filepath.Dir(path)
+	// Version 1 kept a longer grace, and nothing of consumption.
+	want := goldenStatus
+	want.PreviousSignedPrekeyExpires = goldenExpiresV1
+	want.ConsumedOneTimePrekeys = 0
 	if got := s.Status(); got != want {
 		t.Fatalf("Status() = %+v, want %+v", got, want)
 	}

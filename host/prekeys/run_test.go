@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
 
@@ -170,8 +173,9 @@ func TestRunRetriesUploadsWithBackoff(t *testing.T) {
 	tr := &flakyTransport{}
 	tr.down.Store(true)
 	tm := newTimer(t)
-	logs := &logBuffer{}
-	s := openStore(t, bob, Options{After: tm.After, Logger: logs.logger()})
+	logs := new(logtest.Buffer)
+	log := hclog.New(&hclog.LoggerOptions{Name: "prekeys", Level: hclog.Debug, Output: logs})
+	s := openStore(t, bob, Options{After: tm.After, Logger: log})
 	stop := run(t, s, tr.client(t, c), bob.signer)
 
 	schedule := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60}
@@ -188,9 +192,9 @@ func TestRunRetriesUploadsWithBackoff(t *testing.T) {
 		if got := tr.uploads.Load(); got != int32(i+1) {
 			t.Fatalf("before retry %d: %d uploads tried, want %d", i+1, got, i+1)
 		}
-		warnings := logs.lines("WARN")
+		warnings := logs.Lines("[WARN]")
 		if len(warnings) != i+1 {
-			t.Fatalf("before retry %d: %d warnings, want %d:\n%s", i+1, len(warnings), i+1, strings.Join(warnings, ""))
+			t.Fatalf("before retry %d: %d warnings, want %d:\n%s", i+1, len(warnings), i+1, strings.Join(warnings, "\n"))
 		}
 		if last := warnings[i]; !strings.Contains(last, "retry_in="+d.String()) || !strings.Contains(last, "registry unreachable") {
 			t.Fatalf("warning before retry %d does not say when and why: %s", i+1, last)
@@ -208,7 +212,7 @@ func TestRunRetriesUploadsWithBackoff(t *testing.T) {
 	if got := registryCount(t, c, bob); got != 100 {
 		t.Fatalf("after the retry the registry holds %d one-time prekeys, want 100", got)
 	}
-	if n := len(logs.lines("WARN")); n != len(schedule) {
+	if n := len(logs.Lines("[WARN]")); n != len(schedule) {
 		t.Fatalf("%d warnings, want %d: one per retry", n, len(schedule))
 	}
 
@@ -222,7 +226,7 @@ func TestRunRetriesUploadsWithBackoff(t *testing.T) {
 		t.Fatalf("Run stopped during a retry wait returned %v, want context.Canceled", err)
 	}
 	for _, secret := range privateKeyStrings(t, s.Path()) {
-		if strings.Contains(logs.buf.String(), secret) {
+		if strings.Contains(logs.String(), secret) {
 			t.Fatal("the log holds a private key")
 		}
 	}

@@ -1,58 +1,22 @@
 package schema_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agentmesh/agentmesh-go/host/schema"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 )
-
-// logBuffer collects a logger's output; hclog may write from several
-// goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the logged lines that contain every one of words.
-func (b *logBuffer) lines(words ...string) []string {
-	var out []string
-	for _, l := range strings.Split(b.String(), "\n") {
-		ok := l != ""
-		for _, w := range words {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // newCatalogue returns a catalogue over dir in mode whose log output is
 // returned as well.
-func newCatalogue(t testing.TB, dir string, mode schema.Mode) (*schema.Catalogue, *logBuffer) {
+func newCatalogue(t testing.TB, dir string, mode schema.Mode) (*schema.Catalogue, *logtest.Buffer) {
 	t.Helper()
-	logs := new(logBuffer)
+	logs := new(logtest.Buffer)
 	c, err := schema.New(schema.Options{
 		Dir:    dir,
 		Mode:   mode,

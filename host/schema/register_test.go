@@ -51,7 +51,7 @@ func TestRegisterSavesAndReloads(t *testing.T) {
 	if !c.Has(id) || !slices.Contains(c.IDs(), id) {
 		t.Errorf("after Register, Has = %v and IDs = %q", c.Has(id), c.IDs())
 	}
-	if len(logs.lines("custom schema registered", "schema="+id)) != 1 {
+	if len(logs.Lines("custom schema registered", "schema="+id)) != 1 {
 		t.Errorf("log = %q, want a line for the registration", logs.String())
 	}
 
@@ -310,7 +310,7 @@ func TestCustomSchemaFileChanged(t *testing.T) {
 	if !valid(t, c, id, v) {
 		t.Error("after the file was replaced, the old schema is still in force")
 	}
-	if len(logs.lines("custom schema changed on disk; compiled again", "schema="+id)) != 1 {
+	if len(logs.Lines("custom schema changed on disk; compiled again", "schema="+id)) != 1 {
 		t.Errorf("log = %q, want one line about the recompilation", logs.String())
 	}
 
@@ -329,7 +329,7 @@ func TestCustomSchemaFileChanged(t *testing.T) {
 			t.Error("after the file broke, the last good version is no longer in force")
 		}
 	}
-	if n := len(logs.lines("[WARN]", "does not compile; keeping the version loaded before", "schema="+id)); n != 1 {
+	if n := len(logs.Lines("[WARN]", "does not compile; keeping the version loaded before", "schema="+id)); n != 1 {
 		t.Errorf("log = %q, want one warning about the broken file, got %d", logs.String(), n)
 	}
 
@@ -414,7 +414,7 @@ func TestNewSkipsBadFiles(t *testing.T) {
 		t.Error("a file in the directory replaced the standard flight-search schema")
 	}
 	for _, want := range []string{"x-acme/broken/v1", "x-acme/wrong/v1", "notanid.json", "x-acme/Upper/v1.json", "would replace a standard schema"} {
-		if len(logs.lines("[WARN]", want)) != 1 {
+		if len(logs.Lines("[WARN]", want)) != 1 {
 			t.Errorf("log = %q, want one warning about %s", logs.String(), want)
 		}
 	}

@@ -96,7 +96,7 @@ func TestValidateModes(t *testing.T) {
 				}
 				return
 			}
-			lines := logs.lines(tt.wantLog, "schema="+schemas.FlightSearch, "/passengers: must be >= 1", "/origin: does not match pattern", "count=2")
+			lines := logs.Lines(tt.wantLog, "schema="+schemas.FlightSearch, "/passengers: must be >= 1", "/origin: does not match pattern", "count=2")
 			if len(lines) != 1 {
 				t.Errorf("log = %q, want one line with %q, the schema and both errors", logs.String(), tt.wantLog)
 			}
@@ -340,7 +340,7 @@ func TestUnknownSchemaSkipped(t *testing.T) {
 			if res.Skip != schema.SkipUnknownSchema || res.Valid || res.Errors != nil {
 				t.Errorf("Result = %+v, want skipped as unknown", res)
 			}
-			lines := logs.lines("[WARN]", "unknown schema; payload not validated", tt.want)
+			lines := logs.Lines("[WARN]", "unknown schema; payload not validated", tt.want)
 			if len(lines) != 1 {
 				t.Errorf("log = %q, want one warning naming %q", logs.String(), tt.want)
 			}

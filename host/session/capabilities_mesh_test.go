@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -62,7 +63,7 @@ func TestCapabilityNegotiationOverSessions(t *testing.T) {
 	if err := b.AnnounceCapabilities(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both ends to agree on product search", func() bool {
+	logtest.Eventually(t, "both ends to agree on product search", func() bool {
 		return slices.Contains(bs.Capabilities(), productV1) && slices.Contains(s.Capabilities(), productV1)
 	})
 	answer, err = s.Request(ctx, productRequest(), productV1, nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -195,7 +196,7 @@ func TestSequenceGapIsWarnedAndServed(t *testing.T) {
 	short, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	s.Request(short, echoRequest("after the gap"), "", nil)
-	waitFor(t, "the gap warning", func() bool {
+	logtest.Eventually(t, "the gap warning", func() bool {
 		return strings.Contains(b.logs.String(), "sequence gap detected: session="+s.ID()+" expected=0 got=2")
 	})
 	if s.Err() != nil {
@@ -224,5 +225,5 @@ func TestExcessiveSkipClosesTheSession(t *testing.T) {
 	if !errors.As(s.Err(), &ce) || ce.Reason != protocol.CloseExcessiveSkip || !ce.ByPeer {
 		t.Fatalf("session ended with %v, want excessive_skip from the peer", s.Err())
 	}
-	waitFor(t, "the receiver to forget the session", func() bool { return len(b.Sessions()) == 0 })
+	logtest.Eventually(t, "the receiver to forget the session", func() bool { return len(b.Sessions()) == 0 })
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -371,7 +372,7 @@ func TestEveryMessageIsRecorded(t *testing.T) {
 	if got := ra.kinds(); !slices.Equal(got, want) {
 		t.Fatalf("initiator recorded %v, want %v", got, want)
 	}
-	waitFor(t, "the receiver's records", func() bool { return len(rb.kinds()) == 3 })
+	logtest.Eventually(t, "the receiver's records", func() bool { return len(rb.kinds()) == 3 })
 	if got, want := rb.kinds(), []string{"received:request", "sent:status", "sent:response"}; !slices.Equal(got, want) {
 		t.Fatalf("receiver recorded %v, want %v", got, want)
 	}

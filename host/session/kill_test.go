@@ -17,6 +17,7 @@ import (
 	"github.com/agentmesh/agentmesh-go/host/prekeys"
 	"github.com/agentmesh/agentmesh-go/host/session"
 	"github.com/agentmesh/agentmesh-go/host/transport"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 	"github.com/agentmesh/agentmesh-go/mesh/relay"
@@ -78,7 +79,7 @@ type childHost struct {
 	home     string
 	m        *mesh
 	t        testing.TB
-	stderr   *syncBuffer
+	stderr   *logtest.Buffer
 	finished chan struct{}
 }
 
@@ -114,7 +115,7 @@ func (c *childHost) start() {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChildHome+"="+c.home,
 		envChildRegistry+"="+c.m.client.BaseURL(), envChildRelay+"="+c.m.relay)
-	c.stderr = &syncBuffer{}
+	c.stderr = new(logtest.Buffer)
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -169,7 +170,7 @@ func TestSessionSurvivesSIGKILL(t *testing.T) {
 		}
 		done <- answer
 	}()
-	waitFor(t, "the REQUEST to leave", func() bool { return len(pa.frames(true, protocol.MessageTypeMessage)) > sent })
+	logtest.Eventually(t, "the REQUEST to leave", func() bool { return len(pa.frames(true, protocol.MessageTypeMessage)) > sent })
 	b.start()
 	if got := echoed(t, <-done); got != "while dead" {
 		t.Fatalf("echo %q for the REQUEST sent while the host was dead", got)

@@ -1,7 +1,6 @@
 package session_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/agentmesh/agentmesh-go/host/prekeys"
 	"github.com/agentmesh/agentmesh-go/host/session"
 	"github.com/agentmesh/agentmesh-go/host/transport"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/internal/meshtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
@@ -142,7 +142,7 @@ type host struct {
 	conn    *relay.Conn
 	nonces  *session.NonceStore
 	*session.Manager
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop func()
 }
 
@@ -189,7 +189,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 	if o.policy == nil {
 		o.policy = session.Permissive()
 	}
-	h.logs = &syncBuffer{}
+	h.logs = new(logtest.Buffer)
 	log := hclog.New(&hclog.LoggerOptions{Name: h.id.AMID().Short(), Level: hclog.Debug, Output: h.logs})
 	var tr transport.Transport = transport.NewRelay(h.conn, log)
 	if o.tap != nil {
@@ -238,36 +238,6 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		}
 	})
 	return h
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or the test's patience runs out.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // testOrg is a verified organization of the mesh's registry.

@@ -106,6 +106,28 @@ func (o *optimisticInbox) sweep(now time.Time) {
 	}
 }
 
+// meetOptimistic is either half of the matching of an optimistic message
+// with its KNOCK's session, for the one that arrives, under k. Holding
+// o.mu, after a sweep, it removes and returns what the other half keeps
+// under k in theirs if that arrived first; otherwise it keeps mine in ours
+// if room, called with o.mu held, says there is room for it. theirs and
+// ours are o.frames and o.waiting, which New makes once.
+func meetOptimistic[Theirs, Mine any](o *optimisticInbox, k optimisticID, now time.Time,
+	theirs map[optimisticID]Theirs, ours map[optimisticID]Mine, mine Mine, room func() bool) (Theirs, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sweep(now)
+	if v, ok := theirs[k]; ok {
+		delete(theirs, k)
+		return v, true
+	}
+	if room() {
+		ours[k] = mine
+	}
+	var none Theirs
+	return none, false
+}
+
 // handleOptimistic keeps an optimistic message for its KNOCK, or serves it
 // at once when the KNOCK's session is already open.
 func (m *Manager) handleOptimistic(ctx context.Context, in transport.Inbound) {
@@ -118,17 +140,10 @@ func (m *Manager) handleOptimistic(ctx context.Context, in transport.Inbound) {
 	k := optimisticID{in.From, f.KnockNonce}
 	now := m.now()
 	o := &m.optimistic
-	o.mu.Lock()
-	o.sweep(now)
-	w, ok := o.waiting[k]
-	if ok {
-		delete(o.waiting, k)
-	} else if len(o.frames) < maxOptimisticPending && o.fromSender(in.From) < maxOptimisticPerSender {
-		if _, dup := o.frames[k]; !dup {
-			o.frames[k] = optimisticPending{f, now}
-		}
-	}
-	o.mu.Unlock()
+	w, ok := meetOptimistic(o, k, now, o.waiting, o.frames, optimisticPending{f, now}, func() bool {
+		_, dup := o.frames[k]
+		return !dup && len(o.frames) < maxOptimisticPending && o.fromSender(in.From) < maxOptimisticPerSender
+	})
 	if ok {
 		w.s.serveOptimistic(ctx, w.key, f)
 	}
@@ -141,15 +156,9 @@ func (m *Manager) acceptedOptimistic(ctx context.Context, s *Session, knockNonce
 	k := optimisticID{s.peer, knockNonce}
 	now := m.now()
 	o := &m.optimistic
-	o.mu.Lock()
-	o.sweep(now)
-	p, ok := o.frames[k]
-	if ok {
-		delete(o.frames, k)
-	} else if len(o.waiting) < maxOptimisticPending {
-		o.waiting[k] = optimisticSession{s, key, now}
-	}
-	o.mu.Unlock()
+	p, ok := meetOptimistic(o, k, now, o.frames, o.waiting, optimisticSession{s, key, now}, func() bool {
+		return len(o.waiting) < maxOptimisticPending
+	})
 	if ok {
 		s.serveOptimistic(ctx, key, p.frame)
 	}

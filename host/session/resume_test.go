@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -30,6 +31,23 @@ func sessionFiles(t testing.TB, h *host) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// openPersisted starts a mesh with an echoing receiver b and an initiator
+// a whose frames pa records, both keeping their sessions in files, and
+// returns a session from a to b that has carried one REQUEST.
+func openPersisted(t testing.TB) (m *mesh, a, b *host, pa *tap, s *session.Session) {
+	t.Helper()
+	m = newMesh(t)
+	b = m.newHost(t, hostOptions{handler: echoHandler{}, persist: true})
+	pa = &tap{}
+	a = m.newHost(t, hostOptions{persist: true, tap: pa})
+	s, err := a.Open(t.Context(), b.id.AMID(), echoCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRequest(t, s, "before")
+	return m, a, b, pa, s
 }
 
 func TestSessionsResumeAfterBothRestart(t *testing.T) {
@@ -88,15 +106,7 @@ func TestSessionsResumeAfterBothRestart(t *testing.T) {
 }
 
 func TestLostSessionIsOpenedAgain(t *testing.T) {
-	m := newMesh(t)
-	b := m.newHost(t, hostOptions{handler: echoHandler{}, persist: true})
-	pa := &tap{}
-	a := m.newHost(t, hostOptions{persist: true, tap: pa})
-	s, err := a.Open(t.Context(), b.id.AMID(), echoCaps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustRequest(t, s, "before")
+	m, a, b, pa, s := openPersisted(t)
 	first := s.ID()
 
 	// The receiver loses its session file.
@@ -230,15 +240,7 @@ func TestIdleSessionFilesAreDeleted(t *testing.T) {
 }
 
 func TestRequestSentWhileReceiverIsDown(t *testing.T) {
-	m := newMesh(t)
-	b := m.newHost(t, hostOptions{handler: echoHandler{}, persist: true})
-	pa := &tap{}
-	a := m.newHost(t, hostOptions{persist: true, tap: pa})
-	s, err := a.Open(t.Context(), b.id.AMID(), echoCaps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustRequest(t, s, "before")
+	m, _, b, pa, s := openPersisted(t)
 	b.stop()
 
 	// The REQUEST goes out while the receiver is down: the relay keeps it.
@@ -251,7 +253,7 @@ func TestRequestSentWhileReceiverIsDown(t *testing.T) {
 		answer, err := s.Request(t.Context(), echoRequest("while down"), "", nil)
 		done <- result{answer, err}
 	}()
-	waitFor(t, "the REQUEST to be sent", func() bool { return len(pa.frames(true, protocol.MessageTypeMessage)) >= 2 })
+	logtest.Eventually(t, "the REQUEST to be sent", func() bool { return len(pa.frames(true, protocol.MessageTypeMessage)) >= 2 })
 
 	b2 := m.restart(t, b, hostOptions{handler: echoHandler{}})
 	r := <-done

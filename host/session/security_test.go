@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentmesh/agentmesh-go/host/session"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
@@ -112,7 +113,7 @@ func TestInvalidKnocksAreDroppedSilently(t *testing.T) {
 			if n := len(p.frames(false, protocol.MessageTypeReject)) + len(p.frames(false, protocol.MessageTypeAccept)); n != 0 {
 				t.Fatalf("the receiver answered an invalid KNOCK (%d frames)", n)
 			}
-			waitFor(t, "the receiver to log the drop", func() bool {
+			logtest.Eventually(t, "the receiver to log the drop", func() bool {
 				return strings.Contains(b.logs.String(), "dropped KNOCK: from=\""+x.id.AMID().Short())
 			})
 			logs := b.logs.String()
@@ -149,7 +150,7 @@ func TestReplayedKnockAfterRestartIsDropped(t *testing.T) {
 	if err := a.conn.Send(ctx, b.id.AMID(), knocks[0].Payload, protocol.MessageTypeKnock, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replay to be dropped", func() bool { return strings.Contains(b2.logs.String(), "why=\"replayed nonce\"") })
+	logtest.Eventually(t, "the replay to be dropped", func() bool { return strings.Contains(b2.logs.String(), "why=\"replayed nonce\"") })
 	if n := len(b2.Sessions()); n != 0 {
 		t.Fatalf("the replayed KNOCK opened %d sessions", n)
 	}
@@ -194,7 +195,7 @@ func sendPyKnock(t testing.TB, x *host, to protocol.AMID, tier float64) {
 // its signature and returns its reason.
 func pyReject(t testing.TB, p *tap, x, b *host, n int) string {
 	t.Helper()
-	waitFor(t, "a REJECT", func() bool { return len(p.frames(false, protocol.MessageTypeReject)) >= n })
+	logtest.Eventually(t, "a REJECT", func() bool { return len(p.frames(false, protocol.MessageTypeReject)) >= n })
 	f := p.frames(false, protocol.MessageTypeReject)[n-1]
 	h, err := protocol.ParseHandshake([]byte(f.Payload))
 	if err != nil {
@@ -254,7 +255,7 @@ func TestOrganizationCertificates(t *testing.T) {
 	if b.Session(s.ID()) == nil {
 		t.Fatal("receiver holds no session")
 	}
-	waitFor(t, "the receiver to log an organization agent", func() bool {
+	logtest.Eventually(t, "the receiver to log an organization agent", func() bool {
 		return strings.Contains(b.logs.String(), "session accepted: peer=\""+a.id.AMID().Short()) &&
 			strings.Contains(b.logs.String(), "tier=organization")
 	})

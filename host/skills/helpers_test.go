@@ -1,7 +1,6 @@
 package skills
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/agentmesh/agentmesh-go/host/schema"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 )
 
 // envTestHost makes the test binary run as a host process (see
@@ -132,50 +132,12 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	return os.WriteFile(dst, data, perm)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tWriter writes to t.Log until the test ends.
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // testLogger returns a logger writing to t.Log and to the returned buffer.
-func testLogger(t testing.TB) (hclog.Logger, *syncBuffer) {
-	tw := &tWriter{t: t}
-	// Registered first, so it runs last: after the Manager has closed.
-	t.Cleanup(func() {
-		tw.mu.Lock()
-		tw.done = true
-		tw.mu.Unlock()
-	})
-	buf := &syncBuffer{}
+func testLogger(t testing.TB) (hclog.Logger, *logtest.Buffer) {
+	// Made first, so that its cleanup runs last: after the Manager has
+	// closed.
+	tw := logtest.Writer(t)
+	buf := new(logtest.Buffer)
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   "host",
 		Level:  hclog.Debug,
@@ -188,7 +150,7 @@ type testHost struct {
 	*Manager
 	home string
 	cat  *schema.Catalogue
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 type hostOption func(*Options, *schema.Options)

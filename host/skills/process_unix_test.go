@@ -13,28 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
-
-// waitTimeout bounds the waits of these tests: far longer than anything
-// takes on a loaded machine, far shorter than the test binary's timeout.
-const waitTimeout = time.Minute
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
 
 // processGone reports whether pid has exited: it no longer exists, or it
 // is a zombie waiting for a parent that is not reaping it.
@@ -130,7 +112,7 @@ func TestCloseKillsPlugins(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the plugin to exit", waitTimeout, func() bool { return processGone(info.PID) })
+	logtest.Eventually(t, "the plugin to exit", func() bool { return processGone(info.PID) })
 }
 
 func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
@@ -141,7 +123,7 @@ func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envTestHost+"="+setup.home)
-	cmd.Stderr = &tWriter{t: t}
+	cmd.Stderr = logtest.Writer(t)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +155,7 @@ func TestSIGKILLedHostLeavesNoPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitFor(t, fmt.Sprintf("plugin %d to exit after its host was killed", pid), waitTimeout, func() bool {
+	logtest.Eventually(t, fmt.Sprintf("plugin %d to exit after its host was killed", pid), func() bool {
 		return processGone(pid)
 	})
 }

@@ -15,9 +15,7 @@ import (
 )
 
 func TestDelete(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	appendN(t, s, "sess_d", peer.AMID(), 3)
 	appendN(t, s, "sess_keep", peer.AMID(), 1)
 	path := filepath.Join(home, DirName, "sess_d.jsonl")
@@ -49,9 +47,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestExportSessionKey(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	const sid = "sess_audit"
 	want := appendN(t, s, sid, peer.AMID(), 3)
 	appendN(t, s, "sess_other", peer.AMID(), 1)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/agentmesh/agentmesh-go/host/identity"
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -36,7 +36,7 @@ func openStore(t testing.TB, home string, id *identity.Identity, opts Options) *
 		opts.Now = func() time.Time { return t0 }
 	}
 	if opts.Logger == nil {
-		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+		opts.Logger = logtest.Logger(t, "", hclog.Debug)
 	}
 	s, err := Open(home, id, opts)
 	if err != nil {
@@ -46,12 +46,13 @@ func openStore(t testing.TB, home string, id *identity.Identity, opts Options) *
 	return s
 }
 
-// testWriter sends log lines to the test's log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
+// newStore opens a store with opts under a new home for a fresh identity,
+// and returns it with its home and a fresh peer to write sessions with.
+func newStore(t testing.TB, opts Options) (s *Store, home string, peer *identity.Identity) {
+	t.Helper()
+	home = t.TempDir()
+	id, peer := newIdentity(t), newIdentity(t)
+	return openStore(t, home, id, opts), home, peer
 }
 
 // message returns the entry number n of a session with peer, alternating

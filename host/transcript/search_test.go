@@ -13,9 +13,7 @@ import (
 )
 
 func TestSearchLimit(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	dir := filepath.Join(home, DirName)
 	const n = DefaultSearchLimit + 1
 	// Transcript i was last modified at minute i: 0 is the oldest. The
@@ -125,9 +123,7 @@ func TestSearchMatches(t *testing.T) {
 }
 
 func TestExport(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, _, peer := newStore(t, Options{})
 	want := map[string][]Entry{
 		"sess_b": appendN(t, s, "sess_b", peer.AMID(), 3),
 		"sess_a": appendN(t, s, "sess_a", peer.AMID(), 2),
@@ -181,9 +177,7 @@ func TestExport(t *testing.T) {
 }
 
 func TestExportMigratesPlaintext(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	path := filepath.Join(home, DirName, "sess_p.jsonl")
 	line := fmt.Sprintf(`{"direction":"sent","peer_amid":%q,"message_type":"request","message":{"k":"plain-marker"},"timestamp":"2025-01-01T00:00:00Z"}`, peer.AMID())
 	if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {

@@ -272,9 +272,7 @@ func allZero(b []byte) bool {
 }
 
 func TestMigrateOnAppend(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	path := filepath.Join(home, DirName, "sess_m.jsonl")
 	legacy := fmt.Sprintf(`{"direction":"received","peer_amid":%q,"session_id":"sess_m","message_type":"request","message":{"secret":"plaintext-marker"},"timestamp":"2025-01-01T00:00:00Z"}`+"\n", peer.AMID())
 	if err := os.WriteFile(path, []byte(legacy), 0o600); err != nil {
@@ -301,9 +299,7 @@ func TestMigrateOnAppend(t *testing.T) {
 }
 
 func TestMigrationFailureLeavesOriginal(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	path := filepath.Join(home, DirName, "sess_bad.jsonl")
 	original := []byte(fmt.Sprintf(
 		`{"direction":"sent","peer_amid":%[1]q,"message_type":"request","message":{},"timestamp":"2025-01-01T00:00:00Z"}`+"\n"+
@@ -325,9 +321,7 @@ func TestMigrationFailureLeavesOriginal(t *testing.T) {
 }
 
 func TestTornLastLine(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	want := appendN(t, s, "sess_t", peer.AMID(), 3)
 	path := filepath.Join(home, DirName, "sess_t.jsonl")
 	complete := readFile(t, path)
@@ -348,17 +342,24 @@ func TestTornLastLine(t *testing.T) {
 		t.Fatalf("List with a torn last line: %+v, %v; want 3 readable entries", infos, err)
 	}
 
+	// appendEntry appends entry n and checks that the transcript reads as
+	// every entry appended so far.
+	appendEntry := func(n int) {
+		t.Helper()
+		e := message(peer.AMID(), n)
+		if err := s.Append("sess_t", e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
+		got, err := s.Read("sess_t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, got, want, "sess_t")
+	}
+
 	// The next append cuts the torn line off rather than gluing onto it.
-	e := message(peer.AMID(), 3)
-	if err := s.Append("sess_t", e); err != nil {
-		t.Fatal(err)
-	}
-	want = append(want, e)
-	got, err = s.Read("sess_t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkEntries(t, got, want, "sess_t")
+	appendEntry(3)
 	data := readFile(t, path)
 	if !bytes.HasPrefix(data, complete) || len(lines(data)) != 4 || data[len(data)-1] != '\n' {
 		t.Errorf("after the append the file is not the 3 records and one more:\n%s", data)
@@ -371,22 +372,11 @@ func TestTornLastLine(t *testing.T) {
 	if got, err := s.Read("sess_t"); err != nil || len(got) != 4 {
 		t.Fatalf("Read without the final newline: %d entries, %v; want 4", len(got), err)
 	}
-	e = message(peer.AMID(), 4)
-	if err := s.Append("sess_t", e); err != nil {
-		t.Fatal(err)
-	}
-	want = append(want, e)
-	got, err = s.Read("sess_t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkEntries(t, got, want, "sess_t")
+	appendEntry(4)
 }
 
 func TestBadLines(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	appendN(t, s, "sess_b", peer.AMID(), 2)
 	path := filepath.Join(home, DirName, "sess_b.jsonl")
 	good := lines(readFile(t, path))
@@ -429,9 +419,7 @@ func TestBadLines(t *testing.T) {
 }
 
 func TestConcurrentAppend(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, _, peer := newStore(t, Options{})
 	const writers, each = 8, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each+writers)
@@ -561,9 +549,7 @@ func TestSessionIDFileNames(t *testing.T) {
 }
 
 func TestAppendRejectsBadEntries(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{MaxMessageSize: 100})
+	s, home, peer := newStore(t, Options{MaxMessageSize: 100})
 	good := message(peer.AMID(), 0)
 	tests := map[string]func(e *Entry){
 		"direction":     func(e *Entry) { e.Direction = "sideways" },
@@ -612,9 +598,7 @@ func TestMaxFileSize(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, _, peer := newStore(t, Options{})
 	appendN(t, s, "sess_c", peer.AMID(), 1)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -14,9 +14,7 @@ import (
 )
 
 func TestRefusesSymlink(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	target := filepath.Join(t.TempDir(), "elsewhere")
 	content := []byte("not a transcript\n")
 	if err := os.WriteFile(target, content, 0o600); err != nil {
@@ -47,9 +45,7 @@ func TestRefusesSymlink(t *testing.T) {
 }
 
 func TestRefusesFIFO(t *testing.T) {
-	home := t.TempDir()
-	id, peer := newIdentity(t), newIdentity(t)
-	s := openStore(t, home, id, Options{})
+	s, home, peer := newStore(t, Options{})
 	if err := syscall.Mkfifo(filepath.Join(home, DirName, "sess_p.jsonl"), 0o600); err != nil {
 		t.Fatalf("mkfifo: %v", err)
 	}

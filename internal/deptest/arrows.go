@@ -17,6 +17,7 @@ var Allowed = map[string][]string{
 	"internal/safefile":                {},
 	"internal/deptest":                 {},
 	"internal/dnstest":                 {},
+	"internal/logtest":                 {},
 	"internal/meshtest":                {"mesh/registry", "mesh/registry/registryserver", "mesh/relay/relayserver", "internal/dnstest"},
 	"internal/servercmd":               {"internal/safefile"},
 	"internal/servercmd/servercmdtest": {},

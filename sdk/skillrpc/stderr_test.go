@@ -1,16 +1,15 @@
 package skillrpc_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/sdk/skillrpc"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -46,23 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSkillStderr checks that whatever a skill writes on stderr reaches
 // the host's logger, at the level of hclog JSON lines, and that no line
 // can crash the host.
@@ -76,7 +58,7 @@ func TestSkillStderr(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	var out syncBuffer
+	var out logtest.Buffer
 	logger := hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Trace, Output: &out, JSONFormat: true})
 	pc := plugin.NewClient(skillrpc.ClientConfig(exec.Command(self), sum[:], logger))
 	rpc, err := pc.Client()

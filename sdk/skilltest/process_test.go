@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/sdk/skillrpc"
 	"github.com/agentmesh/agentmesh-go/sdk/skilltest"
@@ -176,7 +177,7 @@ func TestSIGTERM(t *testing.T) {
 	if o.res.Error == nil || o.res.Error.Code != protocol.CodeCancelled || o.res.Error.Message != "skill is shutting down" {
 		t.Fatalf("blocked request: got %+v, want ERROR cancelled: skill is shutting down", o.res)
 	}
-	waitFor(t, "the skill to exit", h.Exited, logs)
+	logtest.Eventually(t, "the skill to exit", h.Exited, &logs.Buffer)
 	h.Close()
 	if !logs.find(func(e logEntry) bool { return e.Message == "plugin process exited" && e.Level == "info" }) {
 		t.Errorf("no clean exit in the host's log:\n%s", logs)
@@ -221,7 +222,7 @@ func TestExitsAfterHost(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	waitFor(t, fmt.Sprintf("plugin %d to exit after its host", pid), func() bool { return !running(pid) }, nil)
+	logtest.Eventually(t, fmt.Sprintf("plugin %d to exit after its host", pid), func() bool { return !running(pid) })
 }
 
 // running reports whether pid is a live process: it exists and, where

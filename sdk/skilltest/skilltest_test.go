@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/sdk/skillrpc/skillpb"
 	"github.com/agentmesh/agentmesh-go/sdk/skilltest"
@@ -410,14 +411,14 @@ type outcome struct {
 }
 
 // waitOutcome waits for the outcome of a blocked request, failing the test
-// after waitTimeout.
+// after logtest.Patience.
 func waitOutcome(t *testing.T, done <-chan outcome) outcome {
 	t.Helper()
 	select {
 	case o := <-done:
 		return o
-	case <-time.After(waitTimeout):
-		t.Fatalf("the blocked request did not end within %v", waitTimeout)
+	case <-time.After(logtest.Patience):
+		t.Fatalf("the blocked request did not end within %v", logtest.Patience)
 		return outcome{}
 	}
 }
@@ -488,11 +489,11 @@ func TestContextEnds(t *testing.T) {
 					timeout *= 2
 					continue
 				}
-				waitFor(t, fmt.Sprintf("the skill to log the request's end with code %q", tt.wantCodes), func() bool {
+				logtest.Eventually(t, fmt.Sprintf("the skill to log the request's end with code %q", tt.wantCodes), func() bool {
 					return logs.find(func(e logEntry) bool {
 						return e.Message == "request failed" && e.str("intent") == "test/block" && slices.Contains(tt.wantCodes, e.str("code"))
 					})
-				}, logs)
+				}, &logs.Buffer)
 				return
 			}
 		})

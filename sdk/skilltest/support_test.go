@@ -2,17 +2,15 @@ package skilltest_test
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"sync"
-	"testing"
-	"time"
+	"strings"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/sdk/skillrpc"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -26,16 +24,7 @@ func sha256Hex(b []byte) string {
 }
 
 // logBuffer collects a host logger's JSON lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ logtest.Buffer }
 
 // logger returns a host logger writing JSON to b, at every level.
 func (b *logBuffer) logger() hclog.Logger {
@@ -53,18 +42,9 @@ func (e logEntry) str(key string) string {
 	return s
 }
 
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func (b *logBuffer) entries() []logEntry {
-	b.mu.Lock()
-	data := bytes.Clone(b.buf.Bytes())
-	b.mu.Unlock()
 	var out []logEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var m map[string]any
@@ -86,32 +66,6 @@ func (b *logBuffer) find(match func(logEntry) bool) bool {
 		}
 	}
 	return false
-}
-
-// waitTimeout bounds every wait of these tests: far longer than anything
-// takes on a loaded machine, far shorter than the test binary's timeout.
-const waitTimeout = time.Minute
-
-// waitFor polls cond until it holds, failing the test after waitTimeout
-// (or near the test's deadline, if that comes first). The failure quotes
-// the host's logs when logs is not nil.
-func waitFor(t *testing.T, what string, cond func() bool, logs *logBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	if d, ok := t.Deadline(); ok && d.Add(-5*time.Second).Before(deadline) {
-		deadline = d.Add(-5 * time.Second) // leave time to report
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			if logs != nil {
-				t.Fatalf("timed out waiting for %s; host log:\n%s", what, logs.String())
-			}
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 const fakeHostEnv = "SKILLTEST_FAKE_HOST_PLUGIN"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
@@ -382,7 +383,7 @@ func TestRegisterSignatureFailures(t *testing.T) {
 
 func TestRegisterRefusedTokenIsAnonymous(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		var logs logBuffer
+		var logs logtest.Buffer
 		e := newEnv(t, st, func(c *Config) {
 			c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs})
 		})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
@@ -117,7 +118,7 @@ func newEnv(t testing.TB, st *Store, opts ...func(*Config)) *testEnv {
 	cfg := Config{
 		Store:  st,
 		Now:    clk.Now,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "registry", Level: hclog.Warn, Output: testWriter{t}}),
+		Logger: logtest.Logger(t, "registry", hclog.Warn),
 		// Tests send many requests from one address.
 		RequestsPerMinute: 1 << 20,
 		RequestBurst:      1 << 20,
@@ -136,13 +137,6 @@ func newEnv(t testing.TB, st *Store, opts ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	return &testEnv{t: t, store: st, server: srv, http: hs, client: c, clock: clk}
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }
 
 // testAgent is an agent's keys for tests.
@@ -236,24 +230,6 @@ func TestServerAnswersOverHTTP(t *testing.T) {
 			t.Fatalf("unknown agent: %v, want ErrNotFound", err)
 		}
 	})
-}
-
-// logBuffer is a log sink tests read while the server writes to it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // wantAPIError checks that err is an *registry.APIError with status and code.

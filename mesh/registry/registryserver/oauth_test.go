@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/certs"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
@@ -520,7 +521,7 @@ func TestOAuthOtherProviderAndOrganizationAgent(t *testing.T) {
 
 func TestOAuthVerificationFailuresLeaveAgentAnonymous(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *Store) {
-		var logs logBuffer
+		var logs logtest.Buffer
 		var secrets []string
 		ctx := context.Background()
 		otherVerifier := base64.RawURLEncoding.EncodeToString(make([]byte, 32))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 	"github.com/agentmesh/agentmesh-go/mesh/registry"
 )
@@ -47,18 +48,18 @@ const repDay = 24 * time.Hour
 type repEnv struct {
 	*testEnv
 	ctx      context.Context
-	logs     *logBuffer
+	logs     *logtest.Buffer
 	mu       sync.Mutex
 	nextIP   int
 	sessions int
 }
 
 func newRepEnv(t *testing.T, st *Store) *repEnv {
-	logs := &logBuffer{}
+	logs := new(logtest.Buffer)
 	e := newEnv(t, st, func(c *Config) {
 		c.TrustForwardedFor = true
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "registry", Level: hclog.Warn,
-			Output: io.MultiWriter(logs, testWriter{t})})
+			Output: io.MultiWriter(logs, logtest.Writer(t))})
 	})
 	return &repEnv{testEnv: e, ctx: context.Background(), logs: logs}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -137,7 +138,7 @@ func TestAuthFailures(t *testing.T) {
 		})
 	}
 	// Every refused connection ends (its handler returns after the close).
-	waitFor(t, "refused connections to end", func() bool { return r.srv.connCount() == 0 })
+	logtest.Eventually(t, "refused connections to end", func() bool { return r.srv.connCount() == 0 })
 }
 
 // TestAuthTimeout checks that a client that sends nothing gets an error
@@ -168,7 +169,7 @@ func TestAuthReplay(t *testing.T) {
 	}
 	first.send(protocol.Disconnect{Reason: "bye"})
 	first.expectClosed()
-	waitFor(t, "the first connection to end", func() bool { return r.srv.connCount() == 0 })
+	logtest.Eventually(t, "the first connection to end", func() bool { return r.srv.connCount() == 0 })
 
 	// The same frame again, and also with the timestamp in another
 	// rendering of the same instant (which VerifyTimestamp would accept).

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -38,18 +39,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// testLogger sends the server's logs to t.Log.
-func testLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "relay", Level: hclog.Info, Output: logWriter{t}})
-}
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 // testRelay is a relay server on a loopback listener.
@@ -98,7 +87,7 @@ func startRelayHooked(t testing.TB, dsn string, clock *fakeClock, mod func(*Conf
 	if err != nil {
 		t.Fatalf("OpenStore: %v", err)
 	}
-	cfg := Config{Store: store, Logger: testLogger(t), Now: clock.Now}
+	cfg := Config{Store: store, Logger: logtest.Logger(t, "relay", hclog.Info), Now: clock.Now}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -297,18 +286,6 @@ func (c *client) sync() []protocol.ServerFrame {
 func (c *client) sendTo(to *agent, payload string) {
 	c.t.Helper()
 	c.send(protocol.Send{To: to.amid, EncryptedPayload: payload, MessageType: protocol.MessageTypeMessage})
-}
-
-// waitFor polls cond until it holds, failing after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // connCount returns the number of open connections, authenticated or not.

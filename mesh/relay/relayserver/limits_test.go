@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestSendRateLimit(t *testing.T) {
 	// Reconnecting does not reset the count.
 	ca.send(protocol.Disconnect{Reason: "reconnect"})
 	ca.expectClosed()
-	waitFor(t, "a to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
+	logtest.Eventually(t, "a to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
 	ca = r.connect(t, a)
 	r.clock.Advance(30 * time.Second)
 	ca.sendTo(b, "still limited")

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -54,7 +55,7 @@ func TestPresenceRule(t *testing.T) {
 	// A stored message counts too; an offline agent is offline to all.
 	ca.send(protocol.Disconnect{})
 	ca.expectClosed()
-	waitFor(t, "a to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
+	logtest.Eventually(t, "a to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
 	cb.sendTo(a, "stored")
 	hidden(query(cb, a), "an agent that is not connected")
 	r.connect(t, a)

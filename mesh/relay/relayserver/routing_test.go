@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -147,7 +148,7 @@ func TestDuplicateConnectionReplaces(t *testing.T) {
 	if st := old.expectClosed(); st != StatusReplaced {
 		t.Errorf("old connection closed with %v, want %v", st, websocket.StatusCode(StatusReplaced))
 	}
-	waitFor(t, "the old connection's teardown", func() bool { return r.srv.connCount() == 2 })
+	logtest.Eventually(t, "the old connection's teardown", func() bool { return r.srv.connCount() == 2 })
 
 	cb.sendTo(a, "after the replacement")
 	rcv := cur.expectReceive()
@@ -308,5 +309,5 @@ func TestDisconnectFrame(t *testing.T) {
 	if st := c.expectClosed(); st != websocket.StatusNormalClosure {
 		t.Errorf("close status %v", st)
 	}
-	waitFor(t, "the agent to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
+	logtest.Eventually(t, "the agent to be unregistered", func() bool { return r.srv.lookup(a.amid) == nil })
 }

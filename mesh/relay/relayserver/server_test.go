@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -38,8 +39,8 @@ func TestPingTimeout(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, "the paused client to be unregistered", func() bool { return r.srv.lookup(paused.amid) == nil })
-	waitFor(t, "the paused client's connection to end", func() bool { return r.srv.connCount() == 1 })
+	logtest.Eventually(t, "the paused client to be unregistered", func() bool { return r.srv.lookup(paused.amid) == nil })
+	logtest.Eventually(t, "the paused client's connection to end", func() bool { return r.srv.connCount() == 1 })
 	if r.srv.lookup(healthy.amid) == nil {
 		t.Error("the client answering pings was unregistered too")
 	}
@@ -136,7 +137,7 @@ func TestTeardownStoresQueuedMessages(t *testing.T) {
 	}
 	before := r.store.count(t, b.amid)
 	cb.ws.CloseNow()
-	waitFor(t, "b's teardown", func() bool { return r.srv.connCount() == 1 })
+	logtest.Eventually(t, "b's teardown", func() bool { return r.srv.connCount() == 1 })
 	after := r.store.count(t, b.amid)
 	if after-before < queue {
 		t.Errorf("teardown stored %d messages, want at least the %d queued", after-before, queue)

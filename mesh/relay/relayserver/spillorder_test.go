@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -47,7 +48,7 @@ func TestOrderAcrossSpill(t *testing.T) {
 			t.Fatalf("message %d: got %.4q", i, got.EncryptedPayload)
 		}
 	}
-	waitFor(t, "room in b's queue", func() bool { return queued() < queue })
+	logtest.Eventually(t, "room in b's queue", func() bool { return queued() < queue })
 	for range 5 {
 		ca.sendTo(b, payload(n))
 		n++
@@ -79,7 +80,7 @@ func TestOrderAcrossSpill(t *testing.T) {
 	}
 
 	// The backlog is pushed: live delivery again.
-	waitFor(t, "the backlog to be pushed", func() bool {
+	logtest.Eventually(t, "the backlog to be pushed", func() bool {
 		rb.mu.Lock()
 		defer rb.mu.Unlock()
 		return !rb.spilling
@@ -152,7 +153,7 @@ func TestOrderSpillBeforeFirstPush(t *testing.T) {
 	// the flusher's first read of the store, with a stored message not yet
 	// pushed: no flusher may start, and the stored messages go first.
 	rb := r.srv.lookup(b.amid)
-	waitFor(t, "b's first flush to end", func() bool {
+	logtest.Eventually(t, "b's first flush to end", func() bool {
 		rb.mu.Lock()
 		defer rb.mu.Unlock()
 		return !rb.writing && !rb.spilling

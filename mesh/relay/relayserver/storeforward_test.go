@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentmesh/agentmesh-go/internal/logtest"
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
 
@@ -151,7 +152,7 @@ func TestAckNackRedelivery(t *testing.T) {
 	storeFor(t, ca, b) // no-op sync
 	cb.send(protocol.Disconnect{})
 	cb.expectClosed()
-	waitFor(t, "b to be unregistered", func() bool { return r.srv.lookup(b.amid) == nil })
+	logtest.Eventually(t, "b to be unregistered", func() bool { return r.srv.lookup(b.amid) == nil })
 
 	cb = r.connect(t, b)
 	if cb.connected.PendingMessages != 2 {
@@ -167,7 +168,7 @@ func TestAckNackRedelivery(t *testing.T) {
 	cb.sync()
 	cb.send(protocol.Disconnect{})
 	cb.expectClosed()
-	waitFor(t, "b to be unregistered", func() bool { return r.srv.lookup(b.amid) == nil })
+	logtest.Eventually(t, "b to be unregistered", func() bool { return r.srv.lookup(b.amid) == nil })
 	cb = r.connect(t, b)
 	if cb.connected.PendingMessages != 0 {
 		t.Errorf("pending_messages = %d after acknowledging everything", cb.connected.PendingMessages)
@@ -277,7 +278,7 @@ func TestSweeperRuns(t *testing.T) {
 	a, b := newAgent(t), newAgent(t)
 	storeFor(t, r.connect(t, a), b, "x")
 	r.clock.Advance(DefaultQueueTTL)
-	waitFor(t, "the expired message to be purged", func() bool { return r.store.count(t, b.amid) == 0 })
+	logtest.Eventually(t, "the expired message to be purged", func() bool { return r.store.count(t, b.amid) == 0 })
 }
 
 // TestRestartKeepsQueue checks that stored messages survive a restart of
