@@ -123,6 +123,7 @@ func (m *Manager) Open(ctx context.Context, peer protocol.AMID, opts OpenOptions
 		return nil, err
 	}
 	m.log.Info("session opened", "peer", peer.Short(), "session", s.ID(), "intent", opts.Intent, "capabilities", s.agreed)
+	m.maybeUpgrade(peer, opts.Type)
 	if opts.firstWaiter != nil {
 		// The responder may answer only once it has decrypted a message of
 		// the ratchet: send one now, so that the answer to the optimistic
@@ -362,4 +363,39 @@ func checkSessionID(id string) error {
 		return errors.New("session id holds characters other than printable ASCII")
 	}
 	return nil
+}
+
+// upgrader is a transport that can move a peer's frames to a direct path,
+// such as transport.Hybrid.
+type upgrader interface {
+	Upgrade(ctx context.Context, peer protocol.AMID) error
+}
+
+// maybeUpgrade asks the transport, if it can, to move frames to the peer
+// onto a direct path, for sessions expected to last (streaming and
+// persistent). It runs in the background; failing leaves the session on
+// the relay, which the transport logs.
+func (m *Manager) maybeUpgrade(peer protocol.AMID, typ protocol.SessionType) {
+	u, ok := m.cfg.Transport.(upgrader)
+	if !ok || (typ != protocol.SessionStreaming && typ != protocol.SessionPersistent) {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		go func() {
+			select {
+			case <-m.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := u.Upgrade(ctx, peer); err != nil {
+			m.log.Info("session stays on the relay", "peer", peer.Short(), "why", err)
+			return
+		}
+		m.log.Info("session moved to a direct connection", "peer", peer.Short())
+	}()
 }

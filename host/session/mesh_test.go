@@ -66,6 +66,9 @@ type hostOptions struct {
 	tap *tap
 	// persist keeps sessions in <home>/sessions across restarts.
 	persist bool
+	// direct makes the host's transport a Hybrid that may move peers to a
+	// WebRTC data channel (loopback host candidates only).
+	direct bool
 	// published skips publishing prekeys, published by an earlier run.
 	published bool
 }
@@ -140,6 +143,7 @@ type host struct {
 	signer  *registry.Signer
 	prekeys *prekeys.Store
 	conn    *relay.Conn
+	hybrid  *transport.Hybrid // nil unless hostOptions.direct
 	nonces  *session.NonceStore
 	*session.Manager
 	logs *logtest.Buffer
@@ -178,7 +182,7 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 		}
 	}
 	h.prekeys = pk
-	h.conn, err = relay.Dial(ctx, m.relay, h.id.Signer())
+	h.conn, err = relay.Dial(ctx, m.relay, h.id.Signer(), relay.WithP2PCapable(o.direct))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +196,16 @@ func (m *mesh) newHost(t testing.TB, o hostOptions) *host {
 	h.logs = new(logtest.Buffer)
 	log := hclog.New(&hclog.LoggerOptions{Name: h.id.AMID().Short(), Level: hclog.Debug, Output: h.logs})
 	var tr transport.Transport = transport.NewRelay(h.conn, log)
+	if o.direct {
+		hy, err := transport.NewHybrid(h.conn, transport.Config{P2P: true, NoSTUN: true, TURN: []transport.TURNServer{},
+			IncludeLoopback: true}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hy.Close() })
+		h.hybrid = hy
+		tr = hy
+	}
 	if o.tap != nil {
 		o.tap.Transport = tr
 		tr = o.tap
