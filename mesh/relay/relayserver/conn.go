@@ -30,11 +30,13 @@ import (
 // is not reading.
 //
 // Once a message for the client has gone to the store while it was
-// connected (spilling), every later message for it goes to the store too,
-// until the flusher has pushed the stored backlog; then live delivery
-// resumes. A new connection gets the messages stored for it before it was
-// registered ahead of anything queued, and those it spilled since after. The recipient thus sees each sender's messages in the order they
-// were sent.
+// connected (spilling, or a store for a recipient found not connected that
+// ended after it connected: see notifyStored), every later message for it
+// goes to the store too, until the flusher has pushed the stored backlog;
+// then live delivery resumes. A new connection gets the messages stored for
+// it before it was registered ahead of anything queued, and those it
+// spilled since after. The recipient thus sees each sender's messages in
+// the order they were sent, and each stored message once per connection.
 type conn struct {
 	s   *Server
 	ws  *websocket.Conn
@@ -87,6 +89,11 @@ type conn struct {
 	status       protocol.PresenceStatus
 	lastActivity time.Time
 	pushed       map[string]struct{} // stored messages delivered on this connection, not acknowledged
+	// pushing is set while the flusher pushes stored messages from a read
+	// of the store; acked holds the messages acknowledged meanwhile, which
+	// that read may still list: they leave pushed only once it is done.
+	pushing bool
+	acked   []string
 
 	closeOnce sync.Once
 }
@@ -412,11 +419,16 @@ func (c *conn) storeDone() {
 	c.kickLocked()
 }
 
-// notifyStored tells the flusher that the store may hold messages it has
-// not pushed yet.
+// notifyStored tells the flusher that the store holds messages for the
+// client that were stored outside offer (for a recipient that was not
+// connected, or still queued when a connection ended) and that its last
+// read of the store may have missed. Until the flusher has pushed them,
+// later messages follow them to the store, as when spilling.
 func (c *conn) notifyStored() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.spilling = true
+	c.storeGen++
 	c.storedPending = true
 	c.kickLocked()
 }
@@ -468,15 +480,24 @@ func (c *conn) flush() {
 		c.storedPending = false
 		first := c.storedFirst
 		gen := c.storeGen
+		c.pushing = true
 		c.mu.Unlock()
 		msgs, err := c.s.store.pending(context.Background(), c.amid, c.s.now())
 		ok, deferred := true, false
 		if err != nil {
 			c.log.Error("reading stored messages failed", "error", err)
 		} else {
+			if c.s.storeReadHookForTest != nil {
+				c.s.storeReadHookForTest(c)
+			}
 			ok, deferred = c.pushStored(msgs, first)
 		}
 		c.mu.Lock()
+		c.pushing = false
+		for _, id := range c.acked {
+			delete(c.pushed, id)
+		}
+		c.acked = nil
 		if first {
 			// Messages spilled from now on follow the queue anyway.
 			c.storedFirst = false

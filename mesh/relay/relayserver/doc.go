@@ -62,9 +62,9 @@
 // their original timestamp and a message_id. A stored message is deleted
 // only when the recipient acknowledges it ({"type":"ack","message_id":…});
 // a nack, or no answer, leaves it stored, and it is pushed again on the next
-// connection. get_pending_messages answers with the stored messages not yet
-// acknowledged (PROTOCOL.md §5.7). Expired messages are never delivered and
-// are deleted every Config.PurgeInterval.
+// connection (never twice on the same one). get_pending_messages answers
+// with the stored messages not yet acknowledged (PROTOCOL.md §5.7). Expired
+// messages are never delivered and are deleted every Config.PurgeInterval.
 //
 // Each connection has a queue of Config.OutboundQueue frames drained by a
 // writer of its own (a goroutine that runs only while there is something to
@@ -75,7 +75,8 @@
 // a connected recipient has gone to the store, the later ones follow it
 // there until the writer has pushed the stored backlog, so a recipient gets
 // each sender's messages in the order they were sent; a new connection
-// likewise gets its stored messages before any live one.
+// likewise gets its stored messages before any live one, including a
+// message stored for it as for an offline recipient while it connected.
 //
 // # Shutdown
 //

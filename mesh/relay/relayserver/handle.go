@@ -175,9 +175,11 @@ func (c *conn) handleSend(f protocol.Send, now time.Time) {
 		return
 	}
 	c.s.pairs.record(c.amid, f.To, now)
-	// The recipient may have connected, or its queue drained, while the
-	// message was being stored.
-	if rc := c.s.lookup(f.To); rc != nil {
+	// The recipient may have connected while the message was being
+	// stored, and its writer read the store before the message was in it:
+	// the sender's next messages must not overtake this one. (A message
+	// spilled by offer is in hand already: storeDone saw to it.)
+	if rc := c.s.lookup(f.To); rc != nil && rc != spillTo {
 		rc.notifyStored()
 	}
 }
@@ -267,7 +269,13 @@ func (c *conn) handleAck(id string) {
 		return
 	}
 	c.mu.Lock()
-	delete(c.pushed, id)
+	if _, in := c.pushed[id]; in && c.pushing {
+		// The flusher's read of the store may predate the deletion and
+		// still list the message: it must not push it again.
+		c.acked = append(c.acked, id)
+	} else {
+		delete(c.pushed, id)
+	}
 	c.mu.Unlock()
 	if !ok {
 		c.log.Debug("acknowledgement for no stored message")

@@ -47,6 +47,9 @@ type Server struct {
 	// acceptHookForTest, when set before serving, sees each hijacked
 	// network connection before it is used.
 	acceptHookForTest func(net.Conn)
+	// storeReadHookForTest, when set before serving, runs in a writer
+	// between its read of the stored messages and their push.
+	storeReadHookForTest func(*conn)
 
 	mu       sync.Mutex
 	closed   bool
