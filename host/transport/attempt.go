@@ -19,14 +19,6 @@ import (
 // channelLabel names the data channel (PROTOCOL.md §5.9).
 const channelLabel = "agentmesh"
 
-// ICE timeouts of a direct connection: how long without traffic before it
-// counts as disconnected, then as failed (and frames fall back).
-const (
-	iceDisconnected = 3 * time.Second
-	iceFailed       = 6 * time.Second
-	iceKeepalive    = time.Second
-)
-
 var (
 	errYielded = errors.New("the peer's simultaneous offer won")
 	errFailed  = errors.New("peer connection failed")
@@ -56,9 +48,15 @@ type attempt struct {
 	failErr   error
 	closeOnce sync.Once
 
+	// restartMu runs one ICE restart at a time, offered or answered;
+	// stable is signalled when an offer has been answered.
+	restartMu sync.Mutex
+	stable    chan struct{}
+
 	mu      sync.Mutex
 	ch      *channel
 	refresh *time.Timer
+	expiry  time.Time // when the attempt's time-limited TURN credentials expire
 	closed  bool
 }
 
@@ -74,7 +72,7 @@ func (p *peer) newAttempt(id string, initiator bool, pl plan) (*attempt, time.Ti
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
+	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepaliveInterval)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	servers, expiry := cfg.iceServers(pl.turn)
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{
@@ -85,7 +83,15 @@ func (p *peer) newAttempt(id string, initiator bool, pl plan) (*attempt, time.Ti
 		return nil, time.Time{}, fmt.Errorf("transport: peer connection: %w", err)
 	}
 	a := &attempt{p: p, id: id, initiator: initiator, plan: pl, pc: pc,
-		opened: make(chan struct{}), failed: make(chan struct{})}
+		opened: make(chan struct{}), failed: make(chan struct{}), stable: make(chan struct{}, 1)}
+	pc.OnSignalingStateChange(func(s webrtc.SignalingState) {
+		if s == webrtc.SignalingStateStable {
+			select {
+			case a.stable <- struct{}{}:
+			default:
+			}
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			a.fail(fmt.Errorf("%w: %s", errFailed, s))
@@ -300,8 +306,10 @@ func (a *attempt) offer(ctx context.Context, opts *webrtc.OfferOptions) error {
 	return nil
 }
 
-// scheduleRefresh plans an ICE restart with fresh TURN credentials before
-// the current ones expire.
+// scheduleRefresh plans fresh TURN credentials before the current ones,
+// expiring at expiry, do: the offering side restarts ICE, the answering
+// side asks it to (an ICE restart needs an offer) and answers with fresh
+// credentials of its own.
 func (a *attempt) scheduleRefresh(expiry time.Time) {
 	if expiry.IsZero() {
 		return
@@ -315,19 +323,43 @@ func (a *attempt) scheduleRefresh(expiry time.Time) {
 	if a.closed {
 		return
 	}
-	a.refresh = time.AfterFunc(wait, a.restart)
+	if a.refresh != nil {
+		a.refresh.Stop()
+	}
+	a.expiry = expiry
+	if a.initiator {
+		a.refresh = time.AfterFunc(wait, a.restart)
+	} else {
+		a.refresh = time.AfterFunc(wait, a.askRestart)
+	}
+}
+
+// fresherCredentials gives the peer connection fresh TURN credentials,
+// used from the next ICE restart on, and returns when they expire.
+func (a *attempt) fresherCredentials() (time.Time, error) {
+	servers, expiry := a.p.h.cfg.iceServers(a.plan.turn)
+	conf := a.pc.GetConfiguration()
+	conf.ICEServers = servers
+	if err := a.pc.SetConfiguration(conf); err != nil {
+		return time.Time{}, fmt.Errorf("ICE servers: %w", err)
+	}
+	return expiry, nil
 }
 
 // restart replaces the TURN credentials and restarts ICE; the data
-// channel and its frames carry on over the new path.
+// channel and its frames carry on over the new path. It returns once the
+// peer answered, or gave up waiting.
 func (a *attempt) restart() {
+	a.restartMu.Lock()
+	defer a.restartMu.Unlock()
 	cfg := a.p.h.cfg
-	servers, expiry := cfg.iceServers(a.plan.turn)
-	conf := a.pc.GetConfiguration()
-	conf.ICEServers = servers
 	ctx, cancel := context.WithTimeout(context.Background(), a.plan.timeout+cfg.DirectTimeout)
 	defer cancel()
-	err := a.pc.SetConfiguration(conf)
+	select {
+	case <-a.stable: // an earlier answer's signal
+	default:
+	}
+	expiry, err := a.fresherCredentials()
 	if err == nil {
 		err = a.offer(ctx, &webrtc.OfferOptions{ICERestart: true})
 	}
@@ -338,6 +370,67 @@ func (a *attempt) restart() {
 	a.p.count(func(s *Stats) { s.ICERestarts++ })
 	a.p.log.Debug("ICE restarted with fresh TURN credentials")
 	a.scheduleRefresh(expiry)
+	select {
+	case <-a.stable:
+	case <-a.failed:
+	case <-ctx.Done():
+		a.p.log.Warn("ICE restart not answered", "timeout", a.plan.timeout+cfg.DirectTimeout)
+	}
+}
+
+// askRestart asks the offering peer for an ICE restart, as the answering
+// side's TURN credentials near their expiry, and asks again later until a
+// restart comes or they expired.
+func (a *attempt) askRestart() {
+	cfg := a.p.h.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
+	defer cancel()
+	if err := a.p.h.sendControl(ctx, a.p.amid, controlRestart, 0); err != nil {
+		a.p.log.Warn("ICE restart not asked for", "error", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	left := a.expiry.Sub(cfg.Now())
+	if a.closed || left <= 0 {
+		return
+	}
+	a.refresh = time.AfterFunc(max(left/4, 100*time.Millisecond), a.askRestart)
+}
+
+// answerRestart answers the peer's ICE restart with fresh TURN
+// credentials of this host's own.
+func (a *attempt) answerRestart(d sdpMessage) error {
+	a.restartMu.Lock()
+	defer a.restartMu.Unlock()
+	expiry, err := a.fresherCredentials()
+	if err != nil {
+		return err
+	}
+	if err := a.answer(d); err != nil {
+		return err
+	}
+	a.p.count(func(s *Stats) { s.ICERestarts++ })
+	a.p.log.Debug("answered an ICE restart with fresh TURN credentials")
+	a.scheduleRefresh(expiry)
+	return nil
+}
+
+// onRestartRequest restarts ICE when the answering peer asks for it.
+func (p *peer) onRestartRequest() {
+	p.attMu.Lock()
+	a := p.att
+	p.attMu.Unlock()
+	if a == nil || !a.initiator {
+		p.log.Debug("ignored a request for an ICE restart: no connection offered by this host")
+		return
+	}
+	select {
+	case <-a.opened:
+	default:
+		p.log.Debug("ignored a request for an ICE restart: the connection is not up")
+		return
+	}
+	a.restart()
 }
 
 // onOffer answers a peer's offer, or its ICE restart.
@@ -355,7 +448,7 @@ func (p *peer) onOffer(raw string) {
 	cur := p.att
 	if cur != nil && cur.id == d.Attempt && !cur.initiator {
 		p.attMu.Unlock()
-		if err := cur.answer(d); err != nil {
+		if err := cur.answerRestart(d); err != nil {
 			p.log.Warn("ICE restart not answered", "error", err)
 		}
 		return
@@ -376,7 +469,7 @@ func (p *peer) onOffer(raw string) {
 	if p.h.cfg.RelayOnly {
 		pl.policy = webrtc.ICETransportPolicyRelay
 	}
-	a, _, err := p.newAttempt(d.Attempt, false, pl)
+	a, expiry, err := p.newAttempt(d.Attempt, false, pl)
 	if err != nil {
 		p.attMu.Unlock()
 		p.log.Warn("ICE offer not answered", "error", err)
@@ -403,6 +496,7 @@ func (p *peer) onOffer(raw string) {
 	// An answer that never leads to a channel is given up.
 	select {
 	case <-a.opened:
+		a.scheduleRefresh(expiry)
 	case <-a.failed:
 	case <-p.h.done:
 		a.close()

@@ -31,6 +31,15 @@ const (
 	DefaultPingInterval  = time.Second
 	DefaultRefreshBefore = time.Minute
 	DefaultTURNTTL       = time.Hour
+
+	DefaultICEDisconnectedTimeout = 3 * time.Second
+	DefaultICEFailedTimeout       = 6 * time.Second
+	DefaultICEKeepaliveInterval   = time.Second
+
+	DefaultMaxUnackedFrames = 8192
+	DefaultMaxUnackedBytes  = 8 << 20
+	DefaultMaxHeldFrames    = 8192
+	DefaultMaxHeldBytes     = 8 << 20
 )
 
 // TURNServer is one TURN server. It authenticates either with a fixed
@@ -84,6 +93,34 @@ type Config struct {
 	// expire they are replaced (DefaultRefreshBefore, at most half their
 	// lifetime).
 	RefreshBefore time.Duration
+	// ICEDisconnectedTimeout is how long a direct connection may go
+	// without traffic before ICE counts it as disconnected
+	// (DefaultICEDisconnectedTimeout); ICEFailedTimeout is how long after
+	// that it counts as failed and frames fall back to the relay
+	// (DefaultICEFailedTimeout); ICEKeepaliveInterval spaces the ICE
+	// keepalives that keep an idle connection alive
+	// (DefaultICEKeepaliveInterval).
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	ICEKeepaliveInterval   time.Duration
+	// MaxUnackedFrames and MaxUnackedBytes bound the frames to one peer
+	// that went over a data channel and that the peer has not yet
+	// acknowledged (kept to be sent again on the relay should the channel
+	// close): once either bound is reached Send waits for acknowledgements,
+	// or for the channel to close and the frames to move to the relay, or
+	// for its context to end (DefaultMaxUnackedFrames,
+	// DefaultMaxUnackedBytes). A single frame larger than MaxUnackedBytes
+	// is still sent, alone.
+	MaxUnackedFrames int
+	MaxUnackedBytes  int
+	// MaxHeldFrames and MaxHeldBytes bound the frames from one peer held
+	// back until the frames before them arrive (frames that came over a
+	// data channel before the relay's switch marker, or before the relay
+	// frames they follow): once either bound is reached the data channel
+	// is not read further until the gap is filled or the channel closes
+	// (DefaultMaxHeldFrames, DefaultMaxHeldBytes).
+	MaxHeldFrames int
+	MaxHeldBytes  int
 	// IncludeLoopback gathers loopback host candidates too (for tests and
 	// hosts on one machine).
 	IncludeLoopback bool
@@ -130,6 +167,27 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ICEDisconnectedTimeout <= 0 {
+		c.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout
+	}
+	if c.ICEFailedTimeout <= 0 {
+		c.ICEFailedTimeout = DefaultICEFailedTimeout
+	}
+	if c.ICEKeepaliveInterval <= 0 {
+		c.ICEKeepaliveInterval = DefaultICEKeepaliveInterval
+	}
+	if c.MaxUnackedFrames <= 0 {
+		c.MaxUnackedFrames = DefaultMaxUnackedFrames
+	}
+	if c.MaxUnackedBytes <= 0 {
+		c.MaxUnackedBytes = DefaultMaxUnackedBytes
+	}
+	if c.MaxHeldFrames <= 0 {
+		c.MaxHeldFrames = DefaultMaxHeldFrames
+	}
+	if c.MaxHeldBytes <= 0 {
+		c.MaxHeldBytes = DefaultMaxHeldBytes
 	}
 	switch {
 	case c.NoSTUN:

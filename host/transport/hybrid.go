@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,6 +45,10 @@ type Hybrid struct {
 
 	mu    sync.Mutex
 	peers map[protocol.AMID]*peer
+
+	// beforeControl, when set, runs before a relay control frame is
+	// handled (tests stall markers with it).
+	beforeControl atomic.Pointer[func(controlKind)]
 }
 
 var _ Transport = (*Hybrid)(nil)
@@ -120,6 +125,16 @@ func (h *Hybrid) Close() error {
 
 func (h *Hybrid) stop() { h.stopOnce.Do(func() { close(h.done) }) }
 
+// isDone says whether h stopped.
+func (h *Hybrid) isDone() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stats describes the path to one peer.
 type Stats struct {
 	// Path is how frames to the peer travel now.
@@ -145,7 +160,8 @@ type Stats struct {
 	SentDirect, SentRelay, Resent uint64
 	// Upgrades, Fallbacks and ICERestarts count data channels opened, data
 	// channels left for the relay, and ICE restarts (TURN credential
-	// refreshes).
+	// refreshes): offered by this host, or answered by it with fresh
+	// credentials of its own.
 	Upgrades, Fallbacks, ICERestarts int
 }
 
@@ -196,7 +212,14 @@ func (h *Hybrid) readRelay() {
 		case *relay.Message:
 			p := h.peer(ev.From)
 			if k, seq, ok := parseControl(ev.Type, ev.Payload); ok {
-				p.onControl(k, seq)
+				if f := h.beforeControl.Load(); f != nil {
+					(*f)(k)
+				}
+				if k == controlRestart {
+					go p.onRestartRequest()
+				} else {
+					p.onControl(k, seq)
+				}
 				continue
 			}
 			p.onRelayFrame(Inbound{From: ev.From, Type: ev.Type, Payload: ev.Payload})

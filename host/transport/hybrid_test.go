@@ -62,6 +62,14 @@ func newHost(t testing.TB, r *meshtest.Relay, cfg Config) *host {
 // startTURN runs a TURN server on 127.0.0.1 (UDP) and returns its URL.
 func startTURN(t testing.TB, auth turn.AuthHandler) string {
 	t.Helper()
+	url, _ := startTURNServer(t, auth)
+	return url
+}
+
+// startTURNServer runs a TURN server on 127.0.0.1 (UDP) and returns its
+// URL and the server, closed at the end of the test.
+func startTURNServer(t testing.TB, auth turn.AuthHandler) (string, *turn.Server) {
+	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("turn listener: %v", err)
@@ -78,7 +86,7 @@ func startTURN(t testing.TB, auth turn.AuthHandler) string {
 		t.Fatalf("turn server: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	return "turn:" + pc.LocalAddr().String() + "?transport=udp"
+	return "turn:" + pc.LocalAddr().String() + "?transport=udp", srv
 }
 
 // staticAuth accepts one user and records every user name presented.
@@ -441,6 +449,9 @@ func TestWireControlAndDataFormats(t *testing.T) {
 	k, seq, ok := parseControl(protocol.MessageTypeStatus, controlPayload(controlResume, 42))
 	if !ok || k != controlResume || seq != 42 {
 		t.Fatalf("control round trip: %v %d %v", k, seq, ok)
+	}
+	if k, _, ok := parseControl(protocol.MessageTypeStatus, controlPayload(controlRestart, 0)); !ok || k != controlRestart {
+		t.Fatalf("restart marker read as %q, %v", k, ok)
 	}
 	for _, p := range []string{"amtp/1 jump 1", "amtp/1 switch x", `{"type":"status"}`} {
 		if _, _, ok := parseControl(protocol.MessageTypeStatus, p); ok {

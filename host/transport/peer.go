@@ -47,8 +47,11 @@ type peer struct {
 	resumeDue  bool     // a resume marker must precede the next relay frame
 	resumeFrom uint64
 	resend     []sentFrame // frames to resend on the relay after the marker
+	retrying   bool        // a background resend of the frames above runs
 	unackedMu  sync.Mutex
-	unacked    []sentFrame // frames sent on ch and not yet acknowledged
+	unacked    []sentFrame   // frames sent on ch and not yet acknowledged
+	unackedLen int           // their size in bytes
+	acked      chan struct{} // signalled when unacked shrinks
 
 	// Receiving.
 	rxMu      sync.Mutex
@@ -56,7 +59,9 @@ type peer struct {
 	relaySeq  bool // relay frames are numbered from relayNext (after resume)
 	expect    uint64
 	relayNext uint64
-	pending   map[uint64]Inbound
+	pending   map[uint64]Inbound // frames held back until the gap before them fills
+	heldLen   int                // the size of pending's frames in bytes
+	rxCond    *sync.Cond         // signalled (with rxMu) when pending shrinks or a channel closes
 
 	// Signalling.
 	attMu sync.Mutex
@@ -67,8 +72,14 @@ type peer struct {
 }
 
 func newPeer(h *Hybrid, amid protocol.AMID) *peer {
-	return &peer{h: h, amid: amid, log: h.log.With("peer", amid.Short()), pending: make(map[uint64]Inbound)}
+	p := &peer{h: h, amid: amid, log: h.log.With("peer", amid.Short()), pending: make(map[uint64]Inbound),
+		acked: make(chan struct{}, 1)}
+	p.rxCond = sync.NewCond(&p.rxMu)
+	return p
 }
+
+// frameSize is what a frame counts for against the byte bounds.
+func frameSize(typ protocol.MessageType, payload string) int { return len(typ) + len(payload) }
 
 func (p *peer) count(f func(*Stats)) {
 	p.stMu.Lock()
@@ -81,18 +92,30 @@ func (p *peer) send(ctx context.Context, typ protocol.MessageType, payload strin
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
 	if ch := p.ch; ch != nil {
-		p.unackedMu.Lock()
-		p.unacked = append(p.unacked, sentFrame{p.next, typ, payload})
-		p.unackedMu.Unlock()
-		err := ch.sendData(ctx, p.next, typ, payload)
+		size := frameSize(typ, payload)
+		err := p.waitRoomLocked(ctx, ch, size)
 		if err == nil {
-			p.next++
-			p.count(func(s *Stats) { s.SentDirect++ })
-			return nil
+			p.unackedMu.Lock()
+			p.unacked = append(p.unacked, sentFrame{p.next, typ, payload})
+			p.unackedLen += size
+			p.unackedMu.Unlock()
+			err = ch.sendData(ctx, p.next, typ, payload)
+			if err == nil {
+				p.next++
+				p.count(func(s *Stats) { s.SentDirect++ })
+				return nil
+			}
+			p.unackedMu.Lock()
+			// An acknowledgement cannot have covered it: it was not sent.
+			if n := len(p.unacked); n > 0 && p.unacked[n-1].seq == p.next {
+				p.unacked = p.unacked[:n-1]
+				p.unackedLen -= size
+			}
+			p.unackedMu.Unlock()
 		}
-		p.unackedMu.Lock()
-		p.unacked = p.unacked[:len(p.unacked)-1]
-		p.unackedMu.Unlock()
+		if errors.Is(err, ErrClosed) {
+			return ErrClosed
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("transport: send to %s: %w", p.amid.Short(), ctx.Err())
 		}
@@ -106,6 +129,32 @@ func (p *peer) send(ctx context.Context, typ protocol.MessageType, payload strin
 	}
 	p.next++
 	return nil
+}
+
+// waitRoomLocked waits until a frame of size bytes fits among the frames
+// ch has not acknowledged, within MaxUnackedFrames and MaxUnackedBytes. It
+// returns errChannelDown when ch closes first: the caller moves to the
+// relay. txMu must be held.
+func (p *peer) waitRoomLocked(ctx context.Context, ch *channel, size int) error {
+	cfg := p.h.cfg
+	for {
+		p.unackedMu.Lock()
+		full := len(p.unacked) > 0 &&
+			(len(p.unacked) >= cfg.MaxUnackedFrames || p.unackedLen+size > cfg.MaxUnackedBytes)
+		p.unackedMu.Unlock()
+		if !full {
+			return nil
+		}
+		select {
+		case <-p.acked:
+		case <-ch.down:
+			return errChannelDown
+		case <-p.h.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (p *peer) relaySend(ctx context.Context, f sentFrame) error {
@@ -134,6 +183,7 @@ func (p *peer) leaveLocked(ch *channel, reason string) {
 	}
 	p.resend = append(p.resend, p.unacked...)
 	p.unacked = nil
+	p.unackedLen = 0
 	p.unackedMu.Unlock()
 	if !p.resumeDue {
 		p.resumeFrom = from
@@ -197,18 +247,72 @@ func (p *peer) channelUp(ch *channel) {
 
 // channelDown falls back to the relay when ch closes.
 func (p *peer) channelDown(ch *channel, reason string) {
+	// Closed first, so that a Send waiting for acknowledgements on ch
+	// gives way.
+	ch.close()
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
 	if p.ch != ch {
-		ch.close()
 		return
 	}
 	p.leaveLocked(ch, reason)
 	ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
 	defer cancel()
 	if err := p.flushResumeLocked(ctx); err != nil {
-		p.log.Warn("frames to resend wait for the next send", "error", err)
+		p.log.Warn("frames to resend are sent again in the background", "error", err)
+		p.retryResumeLocked()
 	}
+}
+
+// Backoff of the background resend after a fallback.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retryResumeLocked starts resending the frames left over from a fallback
+// in the background, with backoff, until they are sent, a Send sends them,
+// or the Hybrid closes. txMu must be held.
+func (p *peer) retryResumeLocked() {
+	if p.retrying {
+		return
+	}
+	p.retrying = true
+	go func() {
+		delay := retryFirst
+		for {
+			t := time.NewTimer(delay)
+			select {
+			case <-p.h.done:
+				t.Stop()
+				p.txMu.Lock()
+				p.retrying = false
+				p.txMu.Unlock()
+				return
+			case <-t.C:
+			}
+			p.txMu.Lock()
+			if !p.resumeDue {
+				p.retrying = false
+				p.txMu.Unlock()
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
+			err := p.flushResumeLocked(ctx)
+			cancel()
+			if err == nil || errors.Is(err, ErrClosed) {
+				p.retrying = false
+				p.txMu.Unlock()
+				if err != nil {
+					p.log.Warn("frames to resend are lost with the relay connection", "error", err)
+				}
+				return
+			}
+			p.txMu.Unlock()
+			p.log.Debug("resend failed; trying again", "error", err, "in", delay)
+			delay = min(2*delay, retryMax)
+		}
+	}()
 }
 
 // onAck forgets the frames the peer acknowledged.
@@ -216,15 +320,26 @@ func (p *peer) onAck(seq uint64) {
 	p.unackedMu.Lock()
 	i := 0
 	for i < len(p.unacked) && p.unacked[i].seq <= seq {
+		p.unackedLen -= frameSize(p.unacked[i].typ, p.unacked[i].payload)
 		i++
 	}
 	p.unacked = p.unacked[i:]
+	if len(p.unacked) == 0 {
+		p.unacked = nil // let the backing array go
+	}
 	p.unackedMu.Unlock()
+	if i > 0 {
+		select {
+		case p.acked <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // onRelayFrame receives a session frame from the relay.
 func (p *peer) onRelayFrame(in Inbound) {
 	p.rxMu.Lock()
+	defer p.ackDelivered(p.expect)
 	defer p.rxMu.Unlock()
 	switch {
 	case !p.sequenced:
@@ -239,6 +354,8 @@ func (p *peer) onRelayFrame(in Inbound) {
 		p.log.Warn("relay frame while the peer is on a data channel; starting its sequence afresh")
 		p.sequenced = false
 		clear(p.pending)
+		p.heldLen = 0
+		p.rxCond.Broadcast()
 		p.h.deliver(in)
 	}
 }
@@ -246,6 +363,7 @@ func (p *peer) onRelayFrame(in Inbound) {
 // onControl handles a switch or resume marker.
 func (p *peer) onControl(k controlKind, seq uint64) {
 	p.rxMu.Lock()
+	defer p.ackDelivered(p.expect)
 	defer p.rxMu.Unlock()
 	switch k {
 	case controlSwitch:
@@ -258,19 +376,86 @@ func (p *peer) onControl(k controlKind, seq uint64) {
 	}
 	for s := range p.pending {
 		if s < p.expect {
-			delete(p.pending, s)
+			p.unholdLocked(s)
 		}
 	}
 	p.drainLocked()
+	p.rxCond.Broadcast()
+}
+
+// ackDelivered acknowledges on the live data channel, if any, the frames
+// delivered in order when relay traffic (a marker, or frames filling a
+// gap) let frames held back go: no data channel frame may come to prompt
+// the acknowledgement. before is the next expected number before that
+// traffic; rxMu must not be held.
+func (p *peer) ackDelivered(before uint64) {
+	p.rxMu.Lock()
+	next, seq := p.expect, p.sequenced
+	p.rxMu.Unlock()
+	if !seq || next == before || next == 0 {
+		return
+	}
+	p.attMu.Lock()
+	a := p.att
+	p.attMu.Unlock()
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	ch := a.ch
+	a.mu.Unlock()
+	if ch != nil {
+		ch.ack(next - 1)
+	}
+}
+
+// holdLocked keeps the frame numbered s until the frames before it come.
+func (p *peer) holdLocked(s uint64, in Inbound) {
+	if old, ok := p.pending[s]; ok {
+		p.heldLen -= frameSize(old.Type, old.Payload)
+	}
+	p.pending[s] = in
+	p.heldLen += frameSize(in.Type, in.Payload)
+}
+
+// unholdLocked forgets the held frame numbered s.
+func (p *peer) unholdLocked(s uint64) {
+	if in, ok := p.pending[s]; ok {
+		p.heldLen -= frameSize(in.Type, in.Payload)
+		delete(p.pending, s)
+	}
+}
+
+// mustHoldLocked says whether a data channel frame numbered s would be
+// held back rather than delivered.
+func (p *peer) mustHoldLocked(s uint64) bool { return !p.sequenced || s > p.expect }
+
+// heldFullLocked says whether another held frame of size bytes would pass
+// MaxHeldFrames or MaxHeldBytes.
+func (p *peer) heldFullLocked(size int) bool {
+	cfg := p.h.cfg
+	return len(p.pending) > 0 && (len(p.pending) >= cfg.MaxHeldFrames || p.heldLen+size > cfg.MaxHeldBytes)
 }
 
 // onDCFrame receives a frame from a data channel; it returns the highest
 // sequence number delivered in order, to acknowledge.
-func (p *peer) onDCFrame(seq uint64, in Inbound) (acked uint64, ok bool) {
+//
+// While as many frames as the bounds allow are held back, it waits (and
+// the channel is not read) until the gap before them fills. When ch closes
+// meanwhile the frame is dropped unacknowledged: the sender sends it again
+// on the relay.
+func (p *peer) onDCFrame(ch *channel, seq uint64, in Inbound) (acked uint64, ok bool) {
 	p.rxMu.Lock()
 	defer p.rxMu.Unlock()
+	size := frameSize(in.Type, in.Payload)
+	for p.mustHoldLocked(seq) && p.heldFullLocked(size) {
+		if _, dup := p.pending[seq]; dup || ch.isDown() || p.h.isDone() {
+			return 0, false
+		}
+		p.rxCond.Wait()
+	}
 	if !p.sequenced {
-		p.pending[seq] = in
+		p.holdLocked(seq, in)
 		return 0, false
 	}
 	p.acceptLocked(seq, in)
@@ -283,7 +468,7 @@ func (p *peer) acceptLocked(s uint64, in Inbound) {
 	case s < p.expect:
 		return
 	case s > p.expect:
-		p.pending[s] = in
+		p.holdLocked(s, in)
 		return
 	}
 	p.h.deliver(in)
@@ -297,7 +482,8 @@ func (p *peer) drainLocked() {
 		if !ok {
 			return
 		}
-		delete(p.pending, p.expect)
+		p.unholdLocked(p.expect)
+		p.rxCond.Broadcast()
 		p.h.deliver(in)
 		p.expect++
 	}
@@ -376,10 +562,26 @@ func (ch *channel) close() {
 	ch.downOnce.Do(func() {
 		close(ch.down)
 		go func() {
+			// Wake a data channel reader waiting for room among held
+			// frames; not inline, as the caller may hold txMu while a
+			// delivery under rxMu waits for Recv.
+			ch.p.rxMu.Lock()
+			ch.p.rxCond.Broadcast()
+			ch.p.rxMu.Unlock()
 			_ = ch.dc.Close()
 			ch.att.close()
 		}()
 	})
+}
+
+// isDown says whether ch was closed.
+func (ch *channel) isDown() bool {
+	select {
+	case <-ch.down:
+		return true
+	default:
+		return false
+	}
 }
 
 func (ch *channel) sendData(ctx context.Context, seq uint64, typ protocol.MessageType, payload string) error {
@@ -409,14 +611,8 @@ func (ch *channel) onMessage(b []byte) {
 	}
 	switch kind {
 	case dcData:
-		if acked, ok := ch.p.onDCFrame(n, Inbound{From: ch.p.amid, Type: typ, Payload: payload}); ok {
-			ch.mu.Lock()
-			ch.ackSeq = acked
-			ch.mu.Unlock()
-			select {
-			case ch.ackReady <- struct{}{}:
-			default:
-			}
+		if acked, ok := ch.p.onDCFrame(ch, n, Inbound{From: ch.p.amid, Type: typ, Payload: payload}); ok {
+			ch.ack(acked)
 		}
 	case dcAck:
 		ch.p.onAck(n)
@@ -438,6 +634,17 @@ func (ch *channel) onMessage(b []byte) {
 				}
 			})
 		}
+	}
+}
+
+// ack has the ack loop acknowledge every frame up to seq.
+func (ch *channel) ack(seq uint64) {
+	ch.mu.Lock()
+	ch.ackSeq = max(ch.ackSeq, seq)
+	ch.mu.Unlock()
+	select {
+	case ch.ackReady <- struct{}{}:
+	default:
 	}
 }
 

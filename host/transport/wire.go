@@ -23,6 +23,11 @@ import (
 //	N, N+1, …; it left the data channel, and resends there every frame
 //	the receiver had not acknowledged.
 //
+// A third travels the same way but names no frame: "amtp/1 restart 0"
+// asks the peer that offered the data channel's connection to restart ICE,
+// because the sender's time-limited TURN credentials are about to expire
+// and only an offer lets it gather with fresh ones.
+//
 // The receiver delivers frames of a peer in sequence order once it has
 // seen a switch, dropping numbers it already delivered.
 const controlPrefix = "amtp/1 "
@@ -31,8 +36,9 @@ const controlPrefix = "amtp/1 "
 type controlKind string
 
 const (
-	controlSwitch controlKind = "switch"
-	controlResume controlKind = "resume"
+	controlSwitch  controlKind = "switch"
+	controlResume  controlKind = "resume"
+	controlRestart controlKind = "restart"
 )
 
 func controlPayload(k controlKind, seq uint64) string {
@@ -46,7 +52,12 @@ func parseControl(typ protocol.MessageType, payload string) (k controlKind, seq 
 		return "", 0, false
 	}
 	kind, num, found := strings.Cut(strings.TrimPrefix(payload, controlPrefix), " ")
-	if !found || (kind != string(controlSwitch) && kind != string(controlResume)) {
+	switch controlKind(kind) {
+	case controlSwitch, controlResume, controlRestart:
+	default:
+		return "", 0, false
+	}
+	if !found {
 		return "", 0, false
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
