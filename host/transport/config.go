@@ -151,43 +151,28 @@ func RESTCredentials(secret, name string, expires time.Time) (username, credenti
 	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// orDefault sets *v to def when it is zero or less.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // withDefaults validates c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
-	if c.DirectTimeout <= 0 {
-		c.DirectTimeout = DefaultDirectTimeout
-	}
-	if c.TURNTimeout <= 0 {
-		c.TURNTimeout = DefaultTURNTimeout
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.RefreshBefore <= 0 {
-		c.RefreshBefore = DefaultRefreshBefore
-	}
+	orDefault(&c.DirectTimeout, DefaultDirectTimeout)
+	orDefault(&c.TURNTimeout, DefaultTURNTimeout)
+	orDefault(&c.PingInterval, DefaultPingInterval)
+	orDefault(&c.RefreshBefore, DefaultRefreshBefore)
+	orDefault(&c.ICEDisconnectedTimeout, DefaultICEDisconnectedTimeout)
+	orDefault(&c.ICEFailedTimeout, DefaultICEFailedTimeout)
+	orDefault(&c.ICEKeepaliveInterval, DefaultICEKeepaliveInterval)
+	orDefault(&c.MaxUnackedFrames, DefaultMaxUnackedFrames)
+	orDefault(&c.MaxUnackedBytes, DefaultMaxUnackedBytes)
+	orDefault(&c.MaxHeldFrames, DefaultMaxHeldFrames)
+	orDefault(&c.MaxHeldBytes, DefaultMaxHeldBytes)
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.ICEDisconnectedTimeout <= 0 {
-		c.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout
-	}
-	if c.ICEFailedTimeout <= 0 {
-		c.ICEFailedTimeout = DefaultICEFailedTimeout
-	}
-	if c.ICEKeepaliveInterval <= 0 {
-		c.ICEKeepaliveInterval = DefaultICEKeepaliveInterval
-	}
-	if c.MaxUnackedFrames <= 0 {
-		c.MaxUnackedFrames = DefaultMaxUnackedFrames
-	}
-	if c.MaxUnackedBytes <= 0 {
-		c.MaxUnackedBytes = DefaultMaxUnackedBytes
-	}
-	if c.MaxHeldFrames <= 0 {
-		c.MaxHeldFrames = DefaultMaxHeldFrames
-	}
-	if c.MaxHeldBytes <= 0 {
-		c.MaxHeldBytes = DefaultMaxHeldBytes
 	}
 	switch {
 	case c.NoSTUN:

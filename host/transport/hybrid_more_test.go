@@ -3,14 +3,11 @@ package transport
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pion/turn/v4"
 
 	"github.com/agentmesh/agentmesh-go/mesh/protocol"
 )
@@ -88,19 +85,10 @@ func eventually(cond func() bool) bool {
 }
 
 func TestAnsweringSideRefreshesTURNCredentials(t *testing.T) {
-	const secret = "rest-secret"
-	var seen userLog
-	rest := turn.LongTermTURNRESTAuthHandler(secret, nil)
-	url := startTURN(t, func(username, realm string, src net.Addr) ([]byte, bool) {
-		seen.add(username)
-		return rest(username, realm, src)
-	})
 	// a offers with host candidates and no TURN server of its own; b
 	// answers through TURN only, with credentials lasting 4 s.
-	cb := loopbackConfig()
-	cb.RelayOnly = true
-	cb.TURN = []TURNServer{{URL: url, Secret: secret, Name: "bob", TTL: 4 * time.Second}}
-	cb.RefreshBefore = 2 * time.Second
+	var seen userLog
+	cb := restTURNConfig(t, &seen, "bob")
 	a, b := newPair(t, loopbackConfig(), cb)
 	upgrade(t, a, b)
 	if st := b.h.Stats(a.amid); st.LocalCandidate != "relay" {

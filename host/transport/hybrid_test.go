@@ -366,18 +366,27 @@ func TestUpgradeTriesTURNAfterDirect(t *testing.T) {
 	}
 }
 
-func TestTURNCredentialsRefreshedWithoutLoss(t *testing.T) {
+// restTURNConfig starts a TURN server with time-limited (REST) credentials,
+// recording the user names it sees in seen, and returns a relay-only
+// config for name whose credentials last 4 s and are renewed 2 s early.
+func restTURNConfig(t *testing.T, seen *userLog, name string) Config {
+	t.Helper()
 	const secret = "rest-secret"
-	var seen userLog
 	rest := turn.LongTermTURNRESTAuthHandler(secret, nil)
 	url := startTURN(t, func(username, realm string, src net.Addr) ([]byte, bool) {
 		seen.add(username)
 		return rest(username, realm, src)
 	})
-	ca := loopbackConfig()
-	ca.RelayOnly = true
-	ca.TURN = []TURNServer{{URL: url, Secret: secret, Name: "alice", TTL: 4 * time.Second}}
-	ca.RefreshBefore = 2 * time.Second
+	c := loopbackConfig()
+	c.RelayOnly = true
+	c.TURN = []TURNServer{{URL: url, Secret: secret, Name: name, TTL: 4 * time.Second}}
+	c.RefreshBefore = 2 * time.Second
+	return c
+}
+
+func TestTURNCredentialsRefreshedWithoutLoss(t *testing.T) {
+	var seen userLog
+	ca := restTURNConfig(t, &seen, "alice")
 	a, b := newPair(t, ca, loopbackConfig())
 	upgrade(t, a, b)
 	const n = 600
