@@ -33,8 +33,9 @@ func loopbackConfig() Config {
 // newPair starts a relay and two hosts on it.
 func newPair(t testing.TB, ca, cb Config) (a, b *host) {
 	t.Helper()
-	// A deep outbound queue keeps bursts live: frames the relay spills to
-	// its store under a burst come late and out of order.
+	// A deep outbound queue keeps bursts live: beyond its store share the
+	// relay refuses a burst's frames (RECIPIENT_OFFLINE), and the Hybrid
+	// does not send refused frames again.
 	r := meshtest.StartRelay(t, meshtest.RelayOptions{Configure: func(c *relayserver.Config) { c.OutboundQueue = 1 << 14 }})
 	return newHost(t, r, ca), newHost(t, r, cb)
 }
